@@ -22,7 +22,7 @@ ROLES = (STAFF, FINANCE, AUDITOR)
 ALL_ACTIONS = ("add", "change", "delete", "view")
 
 
-def ensure_permissions(apps, app_labels: Iterable[str]) -> None:  # noqa: ANN001
+def ensure_permissions(apps, app_labels: Iterable[str]) -> None:
     """Create the permissions of ``app_labels`` now: Django only creates them after migrate."""
     from django.contrib.auth.management import create_permissions
 
@@ -34,7 +34,7 @@ def ensure_permissions(apps, app_labels: Iterable[str]) -> None:  # noqa: ANN001
 
 
 def grant(
-    apps,  # noqa: ANN001
+    apps,
     role: str,
     models: Iterable[tuple[str, str]],
     actions: Iterable[str] = ALL_ACTIONS,

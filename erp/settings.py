@@ -268,7 +268,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Tillbook API",
     "DESCRIPTION": (
         "Head-office API (master data, reports) and the store sync protocol v1. "
-        "Every error body is {\"error\": {\"code\", \"message\", \"details\"}}."
+        'Every error body is {"error": {"code", "message", "details"}}.'
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

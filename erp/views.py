@@ -21,7 +21,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if is_api_path(request.path):
-        return JsonResponse(error_body("not_found", f"No such endpoint: {request.path}"), status=404)
+        return JsonResponse(
+            error_body("not_found", f"No such endpoint: {request.path}"), status=404
+        )
     return defaults.page_not_found(request, exception)
 
 
@@ -42,8 +44,10 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if is_api_path(request.path):
-        message = "The request is too large." if "DataTooBig" in type(exception).__name__ else (
-            "The request could not be understood."
+        message = (
+            "The request is too large."
+            if "DataTooBig" in type(exception).__name__
+            else ("The request could not be understood.")
         )
         code = "request_too_large" if "DataTooBig" in type(exception).__name__ else "bad_request"
         status = 413 if code == "request_too_large" else 400

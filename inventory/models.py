@@ -93,7 +93,9 @@ class Product(models.Model):
     tax_rate = models.ForeignKey(TaxRate, on_delete=models.PROTECT, related_name="products")
     active = models.BooleanField(default=True)
     cost = models.DecimalField(
-        **MONEY, default=Decimal("0"), validators=[MinValueValidator(Decimal("0"))],
+        **MONEY,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
         help_text="Standard cost per unit, used until the stock ledger has a weighted average.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -107,9 +109,7 @@ class Product(models.Model):
             models.CheckConstraint(
                 condition=Q(weighed=False) | Q(unit="kg"), name="product_weighed_is_kg"
             ),
-            models.CheckConstraint(
-                condition=Q(unit__in=["each", "kg"]), name="product_unit_known"
-            ),
+            models.CheckConstraint(condition=Q(unit__in=["each", "kg"]), name="product_unit_known"),
         ]
 
     def __str__(self) -> str:

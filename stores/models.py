@@ -7,7 +7,6 @@ import zoneinfo
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
 from django.db.models.functions import Length
 from django.db.models.lookups import In
 from simple_history.models import HistoricalRecords
@@ -52,7 +51,11 @@ class Store(models.Model):
 
     def clean(self) -> None:
         price_list = getattr(self, "price_list", None) if self.price_list_id else None
-        if price_list is not None and self.currency_id and price_list.currency_id != self.currency_id:
+        if (
+            price_list is not None
+            and self.currency_id
+            and price_list.currency_id != self.currency_id
+        ):
             raise ValidationError(
                 {
                     "price_list": f"Price list {price_list.code} is in {price_list.currency_id}, "

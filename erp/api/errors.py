@@ -60,9 +60,11 @@ def _validation_response(detail: Any) -> Response:
     if not isinstance(details, dict):
         details = {"non_field_errors": details if isinstance(details, list) else [details]}
     if "unknown_field" in _codes(detail):
-        unknown = sorted(
-            name for name, errors in detail.items() if "unknown_field" in _codes(errors)
-        ) if isinstance(detail, dict) else []
+        unknown = (
+            sorted(name for name, errors in detail.items() if "unknown_field" in _codes(errors))
+            if isinstance(detail, dict)
+            else []
+        )
         message = (
             f"Unknown field{'s' if len(unknown) != 1 else ''}: {', '.join(unknown)}."
             if unknown
@@ -70,7 +72,9 @@ def _validation_response(detail: Any) -> Response:
         )
         return Response(error_body("unknown_field", message, details), status=400)
     return Response(
-        error_body("validation_failed", _first_message(details) or "Some fields are not valid.", details),
+        error_body(
+            "validation_failed", _first_message(details) or "Some fields are not valid.", details
+        ),
         status=400,
     )
 
@@ -101,17 +105,23 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, drf.ValidationError):
         return _validation_response(exc.detail)
     if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        detail = (
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
         return _validation_response(detail)
     if isinstance(exc, Http404):
         return Response(error_body("not_found", "Not found."), status=404)
     if isinstance(exc, DjangoPermissionDenied):
-        return Response(error_body("forbidden", "You do not have permission to do this."), status=403)
+        return Response(
+            error_body("forbidden", "You do not have permission to do this."), status=403
+        )
     if isinstance(exc, RequestDataTooBig | TooManyFieldsSent):
         return Response(error_body("request_too_large", str(exc)), status=413)
     if isinstance(exc, ProtectedError | RestrictedError):
         return Response(
-            error_body("in_use", "This record is in use and cannot be deleted; deactivate it instead."),
+            error_body(
+                "in_use", "This record is in use and cannot be deleted; deactivate it instead."
+            ),
             status=409,
         )
     if isinstance(exc, IntegrityError):

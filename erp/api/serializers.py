@@ -38,7 +38,7 @@ class DecimalString(serializers.DecimalField):
     """A decimal that travels as a string; JSON numbers are refused (they may be floats)."""
 
     default_error_messages = {
-        "not_a_string": "Send decimals as strings, for example \"12.50\".",
+        "not_a_string": 'Send decimals as strings, for example "12.50".',
     }
 
     def to_internal_value(self, data: Any) -> Any:

@@ -1,1 +1,56 @@
-urlpatterns = []
+"""The HQ API, v1. Resources are addressed by business keys."""
+
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
+
+from inventory.api.views import (
+    CurrencyViewSet,
+    PriceListViewSet,
+    PriceViewSet,
+    ProductViewSet,
+    StockLocationViewSet,
+    TaxRateViewSet,
+)
+from stores.api.views import NodeKeyViewSet, RegisterViewSet, StoreViewSet
+
+
+class Router(SimpleRouter):
+    include_format_suffixes = False
+
+
+router = Router(trailing_slash=True)
+router.register("currencies", CurrencyViewSet, basename="currency")
+router.register("tax-rates", TaxRateViewSet, basename="tax-rate")
+router.register("products", ProductViewSet, basename="product")
+router.register("price-lists", PriceListViewSet, basename="price-list")
+router.register("stock-locations", StockLocationViewSet, basename="stock-location")
+router.register("stores", StoreViewSet, basename="store")
+
+registers = Router(trailing_slash=True)
+registers.register("registers", RegisterViewSet, basename="register")
+registers.register("node-keys", NodeKeyViewSet, basename="node-key")
+
+price_detail = PriceViewSet.as_view(
+    {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}
+)
+
+urlpatterns = [
+    path("products/bulk", ProductViewSet.as_view({"post": "bulk"}), name="product-bulk"),
+    path(
+        "price-lists/<str:price_list_code>/prices/bulk",
+        PriceViewSet.as_view({"post": "bulk"}),
+        name="price-bulk",
+    ),
+    path(
+        "price-lists/<str:price_list_code>/prices/",
+        PriceViewSet.as_view({"get": "list", "post": "create"}),
+        name="price-list",
+    ),
+    path(
+        "price-lists/<str:price_list_code>/prices/<str:sku>/<str:valid_from>/",
+        price_detail,
+        name="price-detail",
+    ),
+    path("stores/<str:store_code>/", include(registers.urls)),
+    path("", include(router.urls)),
+]
