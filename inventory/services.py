@@ -6,8 +6,8 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 from django.db import connection, transaction
@@ -336,7 +336,7 @@ def price_list_delete(*, price_list: PriceList, actor: Any) -> None:
 
 
 def _price_precision_error(price: Decimal, currency: Currency) -> str | None:
-    exponent = price.as_tuple().exponent
+    exponent = price.normalize().as_tuple().exponent
     if isinstance(exponent, int) and -exponent > currency.minor_units:
         return f"{currency.code} amounts have at most {currency.minor_units} decimals."
     return None

@@ -46,7 +46,7 @@ class ProductSerializer(StrictModelSerializer):
         slug_field="code", queryset=TaxRate.objects.all(), source="tax_rate"
     )
     cost = DecimalString(**MONEY, min_value=Decimal("0"), required=False)
-    barcodes = BarcodeListField(required=False, max_length=100)
+    barcodes = BarcodeListField(required=False, max_length=100, write_only=True)
 
     class Meta:
         model = Product
@@ -104,6 +104,12 @@ class PriceSerializer(StrictModelSerializer):
         fields = ["sku", "price", "currency", "valid_from", "valid_to", "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
         validators: list[Any] = []  # overlap and uniqueness are checked by the service
+
+    def to_representation(self, instance: Price) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        # Amounts travel with the currency's number of decimals: "1.99" EUR, "199" JPY.
+        data["price"] = str(instance.price.quantize(instance.price_list.currency.quantum()))
+        return data
 
 
 class PriceBulkRowSerializer(StrictSerializer):
