@@ -139,7 +139,8 @@ def node_key_revoke(*, node_key: NodeKey, actor: Any) -> NodeKey:
 
 def node_key_authenticate(*, key: str) -> NodeKey | None:
     """The active key matching ``key`` of an active store, or None. Records its last use."""
-    parts = key.split("_")
+    # The secret is URL-safe base64 and may itself contain "_": split off the prefix only.
+    parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
     node_key = (
