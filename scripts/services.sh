@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) are up for the test suite:
-# start them if they are installed but stopped, install them from Debian's packages if missing.
+# Make sure PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) are up for the test suite,
+# and Chromium is installed for its browser tests: start what is installed but stopped, install
+# from Debian's packages what is missing.
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -43,4 +44,9 @@ if ! redis_up; then
   for _ in $(seq 1 30); do redis_up && break; sleep 0.5; done
   redis_up || { echo "services: Redis did not start" >&2; exit 1; }
 fi
-echo "services: PostgreSQL and Redis are up"
+# The browser tests drive Debian's Chromium through Playwright (no browser download).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "services: installing Chromium for the browser tests"
+  apt_install chromium
+fi
+echo "services: PostgreSQL and Redis are up; Chromium is installed"
