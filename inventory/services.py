@@ -181,6 +181,8 @@ def products_bulk_upsert(*, actor: Any, rows: Sequence[dict[str, Any]]) -> BulkR
             row_errors[index]["tax_code"] = [f"Unknown tax code {tax_code!r}."]
         if tax_code is None and row["sku"] not in existing:
             row_errors[index]["tax_code"] = ["This field is required for a new product."]
+        if "name" not in row and row["sku"] not in existing:
+            row_errors[index]["name"] = ["This field is required for a new product."]
         product = existing.get(row["sku"])
         unit = row.get("unit", product.unit if product else "each")
         weighed = row.get("weighed", product.weighed if product else False)

@@ -11,7 +11,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
@@ -128,6 +128,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         logger.warning("integrity error reached the API: %s", exc)
         return Response(
             error_body("conflict", "The change conflicts with data already stored."), status=409
+        )
+    if isinstance(exc, DataError):
+        # SQLSTATE class 22: a value the database cannot hold or compare (a NUL in a code on
+        # PostgreSQL, a number out of range), so the request is at fault, not the server.
+        logger.info("data error reached the API: %s", exc)
+        message = "A value in the request cannot be stored or looked up."
+        return Response(
+            error_body("validation_failed", message, {"non_field_errors": [message]}),
+            status=400,
         )
     if isinstance(exc, drf.APIException):
         code = next((c for cls, c in _DRF_CODES if isinstance(exc, cls)), None)
