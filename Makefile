@@ -33,6 +33,7 @@ test: setup services test-postgres test-sqlite
 
 test-postgres: setup
 	ERP_ENV=test DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS)/14 CELERY_BROKER_URL=$(REDIS)/15 \
+		CELERY_TASK_ALWAYS_EAGER=true \
 		$(PY) -m pytest $(PYTEST_ARGS)
 
 test-sqlite: setup

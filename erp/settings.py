@@ -157,6 +157,17 @@ try:
     DATABASES = {"default": _env.db_url("DATABASE_URL", default=_default_db)}
 except (ValueError, KeyError, ImproperlyConfigured) as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
+# django-environ passes an unknown scheme through as the engine (or none at all); the
+# database invariants exist for these two only (inventory migration 0002).
+if DATABASES["default"].get("ENGINE") not in (
+    "django.db.backends.postgresql",
+    "django.db.backends.sqlite3",
+):
+    _scheme = _env.str("DATABASE_URL", default="").partition(":")[0]  # not the password
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be a PostgreSQL (postgres://) or SQLite (sqlite:///) URL, "
+        f"not {_scheme!r}"
+    )
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -187,9 +198,14 @@ else:
 # --- Celery ----------------------------------------------------------------------------------
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
-CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+_EAGER_DEFAULT = not CELERY_BROKER_URL
+if not CELERY_BROKER_URL:
+    CELERY_BROKER_URL = "memory://"  # tasks run eagerly; nothing is ever sent
+CELERY_RESULT_BACKEND = (
+    env_str("CELERY_RESULT_BACKEND", "" if _EAGER_DEFAULT else CELERY_BROKER_URL) or None
+)
 # The embedded default has no broker: tasks run in-process, at once, raising their errors.
-CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=not CELERY_BROKER_URL)
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", default=_EAGER_DEFAULT)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -312,3 +328,16 @@ LOGGING = {
 }
 SIMPLE_HISTORY_ENFORCE_HISTORY_MODEL_PERMISSIONS = True
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
+
+# --- sync ------------------------------------------------------------------------------------
+
+SYNC_MAX_CLOCK_SKEW = env_int("SYNC_MAX_CLOCK_SKEW", 120, minimum=1)
+SYNC_LOCK_TIMEOUT_SECONDS = env_int("SYNC_LOCK_TIMEOUT_SECONDS", 15, minimum=1)
+SYNC_BATCH_RETENTION_DAYS = env_int("SYNC_BATCH_RETENTION_DAYS", 7, minimum=7)
+
+CELERY_BEAT_SCHEDULE = {
+    "held-events-sweep": {
+        "task": "sync.tasks.held_events_sweep",
+        "schedule": env_int("SYNC_HELD_SWEEP_SECONDS", 300, minimum=10),
+    },
+}

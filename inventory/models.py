@@ -220,3 +220,104 @@ class StockLocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
+
+
+class StockMove(models.Model):
+    """One line of the append-only stock ledger: a quantity into (+) or out of (−) a location.
+
+    Every sale, return, adjustment and count variance writes moves; nothing updates or deletes
+    them. ``source_event`` is the store event that caused the move (its UUID, as the store
+    sent it), ``business_date`` the store-local date, kept on the row so that day and period
+    reports need no join.
+    """
+
+    class Kind(models.TextChoices):
+        SALE = "sale", "sale"
+        RETURN = "return", "return"
+        ADJUSTMENT = "adjustment", "adjustment"
+        COUNT = "count", "count variance"
+
+    id = models.BigAutoField(primary_key=True)
+    location = models.ForeignKey(StockLocation, on_delete=models.PROTECT, related_name="moves")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="stock_moves")
+    qty_delta = models.DecimalField(**QUANTITY)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    reason = models.CharField(max_length=32, blank=True)
+    reference = models.CharField(max_length=120, blank=True)
+    business_date = models.DateField()
+    source_event = models.UUIDField()
+    line_no = models.PositiveIntegerField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["location", "product"], name="stockmove_location_product"),
+            models.Index(fields=["business_date"], name="stockmove_business_date"),
+            models.Index(fields=["source_event"], name="stockmove_source_event"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.product_id} {self.qty_delta:+}"
+
+
+class StockLevel(models.Model):
+    """On-hand quantity per location and product: the sum of its moves, kept by one atomic
+    ``INSERT … ON CONFLICT DO UPDATE SET qty = qty + excluded.qty`` per move, so concurrent
+    uploads never lose an update."""
+
+    id = models.BigAutoField(primary_key=True)
+    location = models.ForeignKey(StockLocation, on_delete=models.PROTECT, related_name="levels")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="stock_levels")
+    qty = models.DecimalField(**QUANTITY, default=Decimal("0"))
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["location", "product"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["location", "product"], name="stocklevel_one_per_location_product"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.location_id}/{self.product_id}: {self.qty}"
+
+
+class StockCount(models.Model):
+    """A full or partial count of a location, with the book stock at the moment it was applied.
+
+    Each counted line records ``book_qty`` and ``variance = counted_qty − book_qty``; the
+    variance is also written as a stock move of kind ``count``, so the ledger stays the only
+    source of on-hand quantities.
+    """
+
+    count_id = models.CharField(max_length=64)
+    source_event = models.UUIDField(unique=True)
+    location = models.ForeignKey(StockLocation, on_delete=models.PROTECT, related_name="counts")
+    business_date = models.DateField()
+    counted_at = models.DateTimeField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-counted_at"]
+
+    def __str__(self) -> str:
+        return f"count {self.count_id} at {self.location_id}"
+
+
+class StockCountLine(models.Model):
+    count = models.ForeignKey(StockCount, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    counted_qty = models.DecimalField(**QUANTITY)
+    book_qty = models.DecimalField(**QUANTITY)
+    variance = models.DecimalField(**QUANTITY)
+
+    class Meta:
+        ordering = ["count", "product"]
+        constraints = [
+            models.UniqueConstraint(fields=["count", "product"], name="stockcountline_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_id}: {self.counted_qty} (book {self.book_qty})"

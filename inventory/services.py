@@ -16,6 +16,7 @@ from simple_history.utils import bulk_create_with_history, bulk_update_with_hist
 
 from erp.errors import ValidationFailed
 from erp.writes import record_delete, record_save, record_update
+from inventory import hooks
 from inventory.barcodes import barcode_symbology
 from inventory.models import Barcode, Currency, Price, PriceList, Product, StockLocation, TaxRate
 
@@ -90,6 +91,7 @@ def product_create(
 ) -> Product:
     product = record_save(instance=Product(**fields), actor=actor, reason=reason)
     _product_barcodes_set(product=product, codes=list(barcodes), actor=actor)
+    hooks.products_created([product.sku])
     return product
 
 
@@ -260,6 +262,7 @@ def products_bulk_upsert(*, actor: Any, rows: Sequence[dict[str, Any]]) -> BulkR
 
     user = actor if getattr(actor, "is_authenticated", False) else None
     if to_create:
+        hooks.products_created([p.sku for p in to_create])
         bulk_create_with_history(
             to_create,
             Product,

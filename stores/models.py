@@ -119,3 +119,167 @@ class NodeKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+# --- what stores report: sessions, sales and returns, cash movements, device states ------------
+# Rows below are written only by sync ingestion, in the transaction that records the event;
+# their primary key is the event's UUID (or the session's), so a replay cannot add a second.
+
+MONEY = {"max_digits": 14, "decimal_places": 4}
+QUANTITY = {"max_digits": 14, "decimal_places": 3}
+
+
+class TillSession(models.Model):
+    """A cashier's shift on a register, from ``session_open`` to ``session_close`` (Z-report)."""
+
+    session_id = models.CharField(primary_key=True, max_length=64)
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="sessions")
+    register = models.ForeignKey(Register, on_delete=models.PROTECT, related_name="sessions")
+    cashier = models.CharField(max_length=32, blank=True)
+    opening_float = models.DecimalField(**MONEY, null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    open_event = models.UUIDField(null=True, blank=True, unique=True)
+    business_date = models.DateField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    close_event = models.UUIDField(null=True, blank=True, unique=True)
+    first_seq = models.BigIntegerField(null=True, blank=True)
+    last_seq = models.BigIntegerField(null=True, blank=True)
+    sale_count = models.IntegerField(null=True, blank=True)
+    return_count = models.IntegerField(null=True, blank=True)
+    gross = models.DecimalField(**MONEY, null=True, blank=True)
+    tax = models.DecimalField(**MONEY, null=True, blank=True)
+    tenders = models.JSONField(null=True, blank=True, help_text="Z-report tender totals")
+    counted_cash = models.DecimalField(**MONEY, null=True, blank=True)
+
+    class Meta:
+        ordering = ["store", "register", "opened_at"]
+
+    def __str__(self) -> str:
+        return f"session {self.session_id}"
+
+
+class Sale(models.Model):
+    """A completed sale or return as the till recorded it. Returns carry positive amounts;
+    ``type`` gives the sign."""
+
+    class Type(models.TextChoices):
+        SALE = "sale", "sale"
+        RETURN = "return", "return"
+
+    event_id = models.UUIDField(primary_key=True)
+    type = models.CharField(max_length=8, choices=Type.choices)
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="sales")
+    register = models.ForeignKey(Register, on_delete=models.PROTECT, related_name="sales")
+    seq = models.BigIntegerField()
+    receipt_no = models.CharField(max_length=64)
+    basket_id = models.CharField(max_length=64, blank=True)
+    session_id = models.CharField(max_length=64, blank=True)
+    cashier = models.CharField(max_length=32, blank=True)
+    currency = models.CharField(max_length=3)
+    net = models.DecimalField(**MONEY)
+    tax = models.DecimalField(**MONEY)
+    gross = models.DecimalField(**MONEY)
+    occurred_at = models.DateTimeField()
+    business_date = models.DateField()
+    original_event = models.UUIDField(null=True, blank=True)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["store", "register", "seq"]
+        indexes = [
+            models.Index(fields=["store", "business_date"], name="sale_store_business_date"),
+            models.Index(fields=["receipt_no"], name="sale_receipt_no"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.receipt_no}"
+
+
+class SaleLine(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    sale = models.ForeignKey(Sale, on_delete=models.PROTECT, related_name="lines")
+    line_no = models.PositiveIntegerField()
+    sku = models.CharField(max_length=64)
+    qty = models.DecimalField(**QUANTITY)
+    unit_price = models.DecimalField(**MONEY)
+    discount = models.DecimalField(**MONEY)
+    tax_code = models.CharField(max_length=16)
+    line_total = models.DecimalField(**MONEY)
+    price_override_reason = models.CharField(max_length=200, blank=True)
+    original_line_no = models.PositiveIntegerField(null=True, blank=True)
+    # Store and date are kept on the line so day reports aggregate without a join.
+    store = models.ForeignKey(
+        Store, on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
+    business_date = models.DateField()
+
+    class Meta:
+        ordering = ["sale", "line_no"]
+        indexes = [models.Index(fields=["store", "business_date"], name="saleline_store_date")]
+
+    def __str__(self) -> str:
+        return f"{self.sku} × {self.qty}"
+
+
+class Tender(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    sale = models.ForeignKey(Sale, on_delete=models.PROTECT, related_name="tenders")
+    position = models.PositiveSmallIntegerField()
+    method = models.CharField(max_length=16)
+    amount = models.DecimalField(**MONEY)
+    change = models.DecimalField(**MONEY)
+    reference = models.CharField(max_length=120, blank=True)
+    offline_authorized = models.BooleanField(default=False)
+    store = models.ForeignKey(
+        Store, on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
+    business_date = models.DateField()
+
+    class Meta:
+        ordering = ["sale", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.amount}"
+
+
+class CashMovement(models.Model):
+    class Kind(models.TextChoices):
+        PAY_IN = "pay_in", "pay in"
+        PAY_OUT = "pay_out", "pay out"
+        DROP = "drop", "drop"
+
+    event_id = models.UUIDField(primary_key=True)
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="cash_movements")
+    register = models.ForeignKey(Register, on_delete=models.PROTECT, related_name="+")
+    session_id = models.CharField(max_length=64, blank=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    amount = models.DecimalField(**MONEY)
+    reason = models.CharField(max_length=200, blank=True)
+    occurred_at = models.DateTimeField()
+    business_date = models.DateField()
+
+    class Meta:
+        ordering = ["store", "occurred_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount}"
+
+
+class DeviceReport(models.Model):
+    """A device state a node reported (printer out of paper, scale offline, …)."""
+
+    event_id = models.UUIDField(primary_key=True)
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="device_reports")
+    register = models.ForeignKey(Register, on_delete=models.PROTECT, related_name="+")
+    device = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16)
+    state = models.CharField(max_length=16)
+    detail = models.CharField(max_length=500, blank=True)
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["store", "device", "occurred_at"]
+        indexes = [models.Index(fields=["store", "device", "occurred_at"], name="device_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.device}: {self.state}"

@@ -139,6 +139,10 @@ def node_key_revoke(*, node_key: NodeKey, actor: Any) -> NodeKey:
 
 def node_key_authenticate(*, key: str) -> NodeKey | None:
     """The active key matching ``key`` of an active store, or None. Records its last use."""
+    # Issued keys are printable ASCII. Anything else is garbage, and must not reach the
+    # database (PostgreSQL refuses NUL) or the hash (a lone surrogate cannot be encoded).
+    if not (key.isascii() and key.isprintable()):
+        return None
     # The secret is URL-safe base64 and may itself contain "_": split off the prefix only.
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:

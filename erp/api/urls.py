@@ -35,6 +35,7 @@ price_detail = PriceViewSet.as_view(
 )
 
 urlpatterns = [
+    path("sync/", include("sync.api.urls")),
     path("products/bulk", ProductViewSet.as_view({"post": "bulk"}), name="product-bulk"),
     path(
         "price-lists/<str:price_list_code>/prices/bulk",

@@ -1,0 +1,177 @@
+"""The stock ledger's write path: append moves, keep levels exact, record counts.
+
+Called by ingestion with many moves at once. Levels change only through
+``INSERT … ON CONFLICT (location, product) DO UPDATE SET qty = qty + excluded.qty``: the row
+lock taken by that statement serialises concurrent writers on one SKU, so no update is lost,
+and rows are touched in (location, product) order so two batches cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from erp.bulk import insert_rows
+from inventory.models import StockLevel
+
+
+@dataclass(frozen=True)
+class Move:
+    location_id: int
+    product_id: int
+    qty_delta: Decimal
+    kind: str
+    business_date: dt.date
+    source_event: uuid.UUID
+    line_no: int
+    reason: str = ""
+    reference: str = ""
+
+
+_MOVE_COLUMNS = (
+    ("location_id", "bigint"),
+    ("product_id", "bigint"),
+    ("qty_delta", "numeric"),
+    ("kind", "text"),
+    ("reason", "text"),
+    ("reference", "text"),
+    ("business_date", "date"),
+    ("source_event", "uuid"),
+    ("line_no", "integer"),
+    ("created_at", "timestamptz"),
+)
+_LEVEL_COLUMNS = (
+    ("location_id", "bigint"),
+    ("product_id", "bigint"),
+    ("qty", "numeric"),
+    ("updated_at", "timestamptz"),
+)
+
+
+def stock_moves_record(
+    *, moves: Sequence[Move], now: dt.datetime
+) -> dict[tuple[int, int], Decimal]:
+    """Append ``moves`` and apply them to stock levels. Returns the new level of every
+    (location, product) touched."""
+    if not moves:
+        return {}
+    insert_rows(
+        "inventory_stockmove",
+        _MOVE_COLUMNS,
+        [
+            (
+                m.location_id,
+                m.product_id,
+                m.qty_delta,
+                m.kind,
+                m.reason,
+                m.reference[:120],
+                m.business_date,
+                m.source_event,
+                m.line_no,
+                now,
+            )
+            for m in moves
+        ],
+    )
+    totals: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
+    for move in moves:
+        totals[(move.location_id, move.product_id)] += move.qty_delta
+    rows = [(loc, prod, qty, now) for (loc, prod), qty in sorted(totals.items())]
+    returned = insert_rows(
+        "inventory_stocklevel",
+        _LEVEL_COLUMNS,
+        rows,
+        on_conflict=(
+            "ON CONFLICT (location_id, product_id) DO UPDATE SET "
+            "qty = inventory_stocklevel.qty + excluded.qty, updated_at = excluded.updated_at"
+        ),
+        returning="location_id, product_id, qty",
+    )
+    return {(loc, prod): Decimal(str(qty)) for loc, prod, qty in returned}
+
+
+def stock_levels(*, location_id: int, product_ids: Iterable[int]) -> dict[int, Decimal]:
+    """Current on-hand quantities (zero where no move was ever recorded)."""
+    ids = list(product_ids)
+    found = dict(
+        StockLevel.objects.filter(location_id=location_id, product_id__in=ids).values_list(
+            "product_id", "qty"
+        )
+    )
+    return {pid: found.get(pid, Decimal("0")) for pid in ids}
+
+
+@dataclass(frozen=True)
+class CountedLine:
+    product_id: int
+    counted_qty: Decimal
+
+
+def stock_count_record(
+    *,
+    count_id: str,
+    source_event: uuid.UUID,
+    location_id: int,
+    business_date: dt.date,
+    counted_at: dt.datetime,
+    lines: Sequence[CountedLine],
+    now: dt.datetime,
+) -> dict[tuple[int, int], Decimal]:
+    """Record a count against book stock *now*, and its variances as ``count`` moves.
+
+    Book stock is read with the level rows locked, so a sale ingested concurrently either
+    lands before the count (and is in book stock) or after it (and moves from the counted
+    figure) — never in between.
+    """
+    from inventory.models import StockCount, StockCountLine
+
+    product_ids = sorted(line.product_id for line in lines)
+    locked = dict(
+        StockLevel.objects.select_for_update()
+        .filter(location_id=location_id, product_id__in=product_ids)
+        .order_by("product_id")
+        .values_list("product_id", "qty")
+    )
+    count = StockCount.objects.create(
+        count_id=count_id,
+        source_event=source_event,
+        location_id=location_id,
+        business_date=business_date,
+        counted_at=counted_at,
+        created_at=now,
+    )
+    records = []
+    moves = []
+    for line_no, line in enumerate(sorted(lines, key=lambda x: x.product_id), start=1):
+        book = locked.get(line.product_id, Decimal("0"))
+        variance = line.counted_qty - book
+        records.append(
+            StockCountLine(
+                count=count,
+                product_id=line.product_id,
+                counted_qty=line.counted_qty,
+                book_qty=book,
+                variance=variance,
+            )
+        )
+        if variance:
+            moves.append(
+                Move(
+                    location_id=location_id,
+                    product_id=line.product_id,
+                    qty_delta=variance,
+                    kind="count",
+                    business_date=business_date,
+                    source_event=source_event,
+                    line_no=line_no,
+                    reason="count",
+                    reference=count_id,
+                )
+            )
+    StockCountLine.objects.bulk_create(records)
+    return stock_moves_record(moves=moves, now=now)

@@ -1,0 +1,246 @@
+"""The write path for what stores report: sales and returns, sessions, cash, device states.
+
+Called by sync ingestion inside the batch's transaction, many rows at a time, with set-based
+inserts. Each row's key is the event's UUID, so the same event cannot be recorded twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from erp.bulk import insert_rows
+
+
+@dataclass(frozen=True)
+class LineRow:
+    line_no: int
+    sku: str
+    qty: Decimal
+    unit_price: Decimal
+    discount: Decimal
+    tax_code: str
+    line_total: Decimal
+    price_override_reason: str
+    original_line_no: int | None
+
+
+@dataclass(frozen=True)
+class TenderRow:
+    method: str
+    amount: Decimal
+    change: Decimal
+    reference: str
+    offline_authorized: bool
+
+
+@dataclass(frozen=True)
+class SaleRow:
+    event_id: uuid.UUID
+    type: str
+    store_id: int
+    register_id: int
+    seq: int
+    receipt_no: str
+    basket_id: str
+    session_id: str
+    cashier: str
+    currency: str
+    net: Decimal
+    tax: Decimal
+    gross: Decimal
+    occurred_at: dt.datetime
+    business_date: dt.date
+    original_event: uuid.UUID | None
+    lines: Sequence[LineRow] = field(default_factory=tuple)
+    tenders: Sequence[TenderRow] = field(default_factory=tuple)
+
+
+_SALE_COLUMNS = (
+    ("event_id", "uuid"), ("type", "text"), ("store_id", "bigint"), ("register_id", "bigint"),
+    ("seq", "bigint"), ("receipt_no", "text"), ("basket_id", "text"), ("session_id", "text"),
+    ("cashier", "text"), ("currency", "text"), ("net", "numeric"), ("tax", "numeric"),
+    ("gross", "numeric"), ("occurred_at", "timestamptz"), ("business_date", "date"),
+    ("original_event", "uuid"), ("received_at", "timestamptz"),
+)  # fmt: skip
+_LINE_COLUMNS = (
+    ("sale_id", "uuid"), ("line_no", "integer"), ("sku", "text"), ("qty", "numeric"),
+    ("unit_price", "numeric"), ("discount", "numeric"), ("tax_code", "text"),
+    ("line_total", "numeric"), ("price_override_reason", "text"),
+    ("original_line_no", "integer"), ("store_id", "bigint"), ("business_date", "date"),
+)  # fmt: skip
+_TENDER_COLUMNS = (
+    ("sale_id", "uuid"), ("position", "integer"), ("method", "text"), ("amount", "numeric"),
+    ("change", "numeric"), ("reference", "text"), ("offline_authorized", "boolean"),
+    ("store_id", "bigint"), ("business_date", "date"),
+)  # fmt: skip
+
+
+def sales_record(*, sales: Sequence[SaleRow], received_at: dt.datetime) -> None:
+    """Record sales and returns with their lines and tenders."""
+    if not sales:
+        return
+    insert_rows(
+        "stores_sale",
+        _SALE_COLUMNS,
+        [
+            (
+                s.event_id, s.type, s.store_id, s.register_id, s.seq, s.receipt_no, s.basket_id,
+                s.session_id, s.cashier, s.currency, s.net, s.tax, s.gross, s.occurred_at,
+                s.business_date, s.original_event, received_at,
+            )
+            for s in sales
+        ],
+    )  # fmt: skip
+    insert_rows(
+        "stores_saleline",
+        _LINE_COLUMNS,
+        [
+            (
+                s.event_id, ln.line_no, ln.sku, ln.qty, ln.unit_price, ln.discount, ln.tax_code,
+                ln.line_total, ln.price_override_reason, ln.original_line_no, s.store_id,
+                s.business_date,
+            )
+            for s in sales
+            for ln in s.lines
+        ],
+    )  # fmt: skip
+    insert_rows(
+        "stores_tender",
+        _TENDER_COLUMNS,
+        [
+            (
+                s.event_id, position, t.method, t.amount, t.change, t.reference,
+                t.offline_authorized, s.store_id, s.business_date,
+            )
+            for s in sales
+            for position, t in enumerate(s.tenders, start=1)
+        ],
+    )  # fmt: skip
+
+
+def till_session_open_record(
+    *,
+    session_id: str,
+    store_id: int,
+    register_id: int,
+    cashier: str,
+    opening_float: Decimal,
+    opened_at: dt.datetime,
+    business_date: dt.date,
+    event_id: uuid.UUID,
+) -> None:
+    """Record a session's opening; its close may have arrived first (offline nodes reorder
+    nothing, but a session can span batches and a close can be re-sent after a gap)."""
+    from stores.models import TillSession
+
+    session, _ = TillSession.objects.get_or_create(
+        session_id=session_id,
+        defaults={"store_id": store_id, "register_id": register_id},
+    )
+    TillSession.objects.filter(pk=session.pk).update(
+        cashier=cashier,
+        opening_float=opening_float,
+        opened_at=opened_at,
+        business_date=business_date,
+        open_event=event_id,
+    )
+
+
+def till_session_close_record(
+    *,
+    session_id: str,
+    store_id: int,
+    register_id: int,
+    closed_at: dt.datetime,
+    business_date: dt.date,
+    event_id: uuid.UUID,
+    first_seq: int,
+    last_seq: int,
+    sale_count: int,
+    return_count: int,
+    gross: Decimal,
+    tax: Decimal,
+    tenders: dict[str, str],
+    counted_cash: Decimal,
+) -> None:
+    from stores.models import TillSession
+
+    session, _ = TillSession.objects.get_or_create(
+        session_id=session_id,
+        defaults={"store_id": store_id, "register_id": register_id, "business_date": business_date},
+    )
+    TillSession.objects.filter(pk=session.pk).update(
+        closed_at=closed_at,
+        close_event=event_id,
+        first_seq=first_seq,
+        last_seq=last_seq,
+        sale_count=sale_count,
+        return_count=return_count,
+        gross=gross,
+        tax=tax,
+        tenders=tenders,
+        counted_cash=counted_cash,
+    )
+
+
+@dataclass(frozen=True)
+class CashMovementRow:
+    event_id: uuid.UUID
+    store_id: int
+    register_id: int
+    session_id: str
+    kind: str
+    amount: Decimal
+    reason: str
+    occurred_at: dt.datetime
+    business_date: dt.date
+
+
+def cash_movements_record(*, movements: Sequence[CashMovementRow]) -> None:
+    insert_rows(
+        "stores_cashmovement",
+        (
+            ("event_id", "uuid"), ("store_id", "bigint"), ("register_id", "bigint"),
+            ("session_id", "text"), ("kind", "text"), ("amount", "numeric"), ("reason", "text"),
+            ("occurred_at", "timestamptz"), ("business_date", "date"),
+        ),
+        [
+            (
+                m.event_id, m.store_id, m.register_id, m.session_id, m.kind, m.amount, m.reason,
+                m.occurred_at, m.business_date,
+            )
+            for m in movements
+        ],
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DeviceReportRow:
+    event_id: uuid.UUID
+    store_id: int
+    register_id: int
+    device: str
+    kind: str
+    state: str
+    detail: str
+    occurred_at: dt.datetime
+
+
+def device_reports_record(*, reports: Sequence[DeviceReportRow]) -> None:
+    insert_rows(
+        "stores_devicereport",
+        (
+            ("event_id", "uuid"), ("store_id", "bigint"), ("register_id", "bigint"),
+            ("device", "text"), ("kind", "text"), ("state", "text"), ("detail", "text"),
+            ("occurred_at", "timestamptz"),
+        ),
+        [
+            (r.event_id, r.store_id, r.register_id, r.device, r.kind, r.state, r.detail,
+             r.occurred_at)
+            for r in reports
+        ],
+    )  # fmt: skip

@@ -1,0 +1,407 @@
+"""Second stage of a push: apply accepted events to sales, stock and sessions.
+
+An :class:`Applier` collects rows in event order and writes them set-based. A stock count
+needs book stock as of its place in the sequence, so pending stock moves are flushed before
+each count. Business problems never stop an event: they become reconciliation exceptions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from inventory.ledger import CountedLine, Move, stock_count_record, stock_moves_record
+from inventory.models import Price, Product, TaxRate
+from stores.models import Store
+from stores.records import (
+    CashMovementRow,
+    DeviceReportRow,
+    LineRow,
+    SaleRow,
+    TenderRow,
+    cash_movements_record,
+    device_reports_record,
+    sales_record,
+    till_session_close_record,
+    till_session_open_record,
+)
+from sync.exception_queue import Problem, Type
+from sync.push import schema
+
+ZERO = Decimal("0")
+
+
+@dataclass(frozen=True)
+class ProductInfo:
+    id: int
+    sku: str
+
+
+class Catalogue:
+    """What the applier needs to know about products, prices and tax, loaded once per batch."""
+
+    def __init__(self, *, store: Store, skus: set[str]) -> None:
+        self.store = store
+        self.products = {
+            sku: ProductInfo(id=pid, sku=sku)
+            for sku, pid in Product.objects.filter(sku__in=skus).values_list("sku", "id")
+        }
+        self.tax_rates = {
+            code: (rate, inclusive)
+            for code, rate, inclusive in TaxRate.objects.values_list("code", "rate", "inclusive")
+        }
+        self._prices: dict[int, list[tuple[dt.date, dt.date | None, Decimal]]] = defaultdict(list)
+        ids = [p.id for p in self.products.values()]
+        if ids:
+            for pid, valid_from, valid_to, price in Price.objects.filter(
+                price_list_id=store.price_list_id, product_id__in=ids
+            ).values_list("product_id", "valid_from", "valid_to", "price"):
+                self._prices[pid].append((valid_from, valid_to, price))
+        self.quantum = store.currency.quantum()
+
+    def list_price(self, product_id: int, day: dt.date) -> Decimal | None:
+        for valid_from, valid_to, price in self._prices.get(product_id, ()):
+            if valid_from <= day and (valid_to is None or day <= valid_to):
+                return price
+        return None
+
+    def money(self, value: Decimal) -> Decimal:
+        return value.quantize(self.quantum, rounding=ROUND_HALF_UP)
+
+
+def line_tax(catalogue: Catalogue, tax_code: str, line_total: Decimal) -> Decimal | None:
+    """Tax of one line, rounded half-up to the currency's minor unit (None: unknown code).
+
+    Inclusive codes: the line total contains the tax, ``total × r / (100 + r)``. Exclusive
+    codes: the line total is net and tax comes on top, ``total × r / 100``.
+    """
+    found = catalogue.tax_rates.get(tax_code)
+    if found is None:
+        return None
+    rate, inclusive = found
+    raw = line_total * rate / (Decimal(100) + rate) if inclusive else line_total * rate / 100
+    return catalogue.money(raw)
+
+
+class Applier:
+    def __init__(
+        self, *, store: Store, catalogue: Catalogue, now: dt.datetime, problems: list[Problem]
+    ) -> None:
+        self.store = store
+        self.catalogue = catalogue
+        self.now = now
+        self.problems = problems
+        self.location_id = store.stock_location_id
+        self.tz = store.tzinfo
+        self._sales: list[SaleRow] = []
+        self._moves: list[Move] = []
+        self._cash: list[CashMovementRow] = []
+        self._devices: list[DeviceReportRow] = []
+        self.applied_sales: list[uuid.UUID] = []
+
+    # --- entry point ---------------------------------------------------------------------
+
+    def apply(self, envelope: schema.Envelope, data: Any, register_id: int) -> None:
+        self._check_business_date(envelope, register_id)
+        kind = envelope.type
+        if kind in ("sale", "return"):
+            self._sale(envelope, data, register_id)
+        elif kind == "stock_adjustment":
+            self._adjustment(envelope, data)
+        elif kind == "stock_count":
+            self._count(envelope, data)
+        elif kind == "session_open":
+            till_session_open_record(
+                session_id=data.session_id,
+                store_id=self.store.pk,
+                register_id=register_id,
+                cashier=data.cashier,
+                opening_float=Decimal(data.opening_float),
+                opened_at=envelope.occurred_at,
+                business_date=envelope.business_date,
+                event_id=envelope.event_id,
+            )
+        elif kind == "session_close":
+            till_session_close_record(
+                session_id=data.session_id,
+                store_id=self.store.pk,
+                register_id=register_id,
+                closed_at=envelope.occurred_at,
+                business_date=envelope.business_date,
+                event_id=envelope.event_id,
+                first_seq=data.first_seq,
+                last_seq=data.last_seq,
+                sale_count=data.sale_count,
+                return_count=data.return_count,
+                gross=Decimal(data.gross),
+                tax=Decimal(data.tax),
+                tenders=dict(data.tenders),
+                counted_cash=Decimal(data.counted_cash),
+            )
+        elif kind == "cash_movement":
+            self._cash.append(
+                CashMovementRow(
+                    event_id=envelope.event_id,
+                    store_id=self.store.pk,
+                    register_id=register_id,
+                    session_id=data.session_id or "",
+                    kind=data.kind,
+                    amount=Decimal(data.amount),
+                    reason=data.reason or "",
+                    occurred_at=envelope.occurred_at,
+                    business_date=envelope.business_date,
+                )
+            )
+        elif kind == "device_status":
+            self._devices.append(
+                DeviceReportRow(
+                    event_id=envelope.event_id,
+                    store_id=self.store.pk,
+                    register_id=register_id,
+                    device=data.device,
+                    kind=data.kind,
+                    state=data.state,
+                    detail=data.detail or "",
+                    occurred_at=envelope.occurred_at,
+                )
+            )
+
+    def flush(self) -> None:
+        sales_record(sales=self._sales, received_at=self.now)
+        cash_movements_record(movements=self._cash)
+        device_reports_record(reports=self._devices)
+        levels = stock_moves_record(moves=self._moves, now=self.now)
+        self._check_negative(levels, self._moves)
+        self._sales, self._moves, self._cash, self._devices = [], [], [], []
+
+    # --- by type ---------------------------------------------------------------------------
+
+    def _sale(self, envelope: schema.Envelope, data: schema.SaleData, register_id: int) -> None:
+        is_return = envelope.type == "return"
+        lines = [
+            LineRow(
+                line_no=line.line_no,
+                sku=line.sku,
+                qty=Decimal(line.qty),
+                unit_price=Decimal(line.unit_price),
+                discount=Decimal(line.discount),
+                tax_code=line.tax_code,
+                line_total=Decimal(line.line_total),
+                price_override_reason=line.price_override_reason or "",
+                original_line_no=line.original_line_no,
+            )
+            for line in data.lines
+        ]
+        tenders = [
+            TenderRow(
+                method=t.method,
+                amount=Decimal(t.amount),
+                change=Decimal(t.change),
+                reference=t.reference or "",
+                offline_authorized=t.offline_authorized,
+            )
+            for t in data.tenders
+        ]
+        totals = data.totals
+        self._sales.append(
+            SaleRow(
+                event_id=envelope.event_id,
+                type=envelope.type,
+                store_id=self.store.pk,
+                register_id=register_id,
+                seq=envelope.seq,
+                receipt_no=data.receipt_no,
+                basket_id=data.basket_id or "",
+                session_id=data.session_id or "",
+                cashier=data.cashier or "",
+                currency=data.currency,
+                net=Decimal(totals.net),
+                tax=Decimal(totals.tax),
+                gross=Decimal(totals.gross),
+                occurred_at=envelope.occurred_at,
+                business_date=envelope.business_date,
+                original_event=getattr(data, "original_event_id", None),
+                lines=lines,
+                tenders=tenders,
+            )
+        )
+        sign = Decimal(1) if is_return else Decimal(-1)
+        for line in lines:
+            product = self.catalogue.products[line.sku]
+            self._moves.append(
+                Move(
+                    location_id=self.location_id,
+                    product_id=product.id,
+                    qty_delta=sign * line.qty,
+                    kind="return" if is_return else "sale",
+                    business_date=envelope.business_date,
+                    source_event=envelope.event_id,
+                    line_no=line.line_no,
+                    reference=data.receipt_no,
+                )
+            )
+        if not is_return:
+            self.applied_sales.append(envelope.event_id)
+        self._check_sale(envelope, data, lines, tenders, register_id)
+
+    def _adjustment(self, envelope: schema.Envelope, data: schema.StockAdjustmentData) -> None:
+        for line_no, line in enumerate(data.lines, start=1):
+            self._moves.append(
+                Move(
+                    location_id=self.location_id,
+                    product_id=self.catalogue.products[line.sku].id,
+                    qty_delta=Decimal(line.qty_delta),
+                    kind="adjustment",
+                    business_date=envelope.business_date,
+                    source_event=envelope.event_id,
+                    line_no=line_no,
+                    reason=line.reason,
+                    reference=line.reference or "",
+                )
+            )
+
+    def _count(self, envelope: schema.Envelope, data: schema.StockCountData) -> None:
+        self.flush()  # book stock as of this point in the sequence
+        levels = stock_count_record(
+            count_id=data.count_id,
+            source_event=envelope.event_id,
+            location_id=self.location_id,
+            business_date=envelope.business_date,
+            counted_at=envelope.occurred_at,
+            lines=[
+                CountedLine(
+                    product_id=self.catalogue.products[line.sku].id,
+                    counted_qty=Decimal(line.counted_qty),
+                )
+                for line in data.lines
+            ],
+            now=self.now,
+        )
+        del levels  # a count sets levels to what was counted: never newly negative by itself
+
+    # --- business checks -------------------------------------------------------------------
+
+    def _problem(self, type_: str, key: str, message: str, **kwargs: Any) -> None:
+        self.problems.append(
+            Problem(
+                type=type_,
+                store_id=self.store.pk,
+                dedup_key=f"{type_}:{key}",
+                message=message,
+                **kwargs,
+            )
+        )
+
+    def _check_business_date(self, envelope: schema.Envelope, register_id: int) -> None:
+        local = envelope.occurred_at.astimezone(self.tz).date()
+        if local != envelope.business_date:
+            self._problem(
+                Type.BUSINESS_DATE_MISMATCH,
+                str(envelope.event_id),
+                f"business_date {envelope.business_date} but occurred_at is {local} in "
+                f"{self.store.timezone}.",
+                register_id=register_id,
+                business_date=envelope.business_date,
+                event_id=envelope.event_id,
+                details={"occurred_at": envelope.occurred_at.isoformat(), "local_date": str(local)},
+            )
+
+    def _check_sale(
+        self,
+        envelope: schema.Envelope,
+        data: schema.SaleData,
+        lines: list[LineRow],
+        tenders: list[TenderRow],
+        register_id: int,
+    ) -> None:
+        common = {
+            "register_id": register_id,
+            "business_date": envelope.business_date,
+            "event_id": envelope.event_id,
+        }
+        eid = str(envelope.event_id)
+        if data.currency != self.store.currency_id:
+            self._problem(
+                Type.CURRENCY_MISMATCH,
+                eid,
+                f"Receipt {data.receipt_no} is in {data.currency}; the store sells in "
+                f"{self.store.currency_id}.",
+                **common,
+            )
+        money = self.catalogue.money
+        wrong: list[dict[str, str]] = []
+        tax_total = ZERO
+        exclusive_tax = ZERO
+        tax_known = True
+        for line in lines:
+            expected = money(line.qty * line.unit_price - line.discount)
+            if expected != line.line_total:
+                wrong.append(
+                    {"line_no": str(line.line_no), "expected": str(expected),
+                     "line_total": str(line.line_total)}
+                )  # fmt: skip
+            tax = line_tax(self.catalogue, line.tax_code, line.line_total)
+            if tax is None:
+                tax_known = False
+                continue
+            tax_total += tax
+            if not self.catalogue.tax_rates[line.tax_code][1]:
+                exclusive_tax += tax
+            product = self.catalogue.products[line.sku]
+            listed = self.catalogue.list_price(product.id, envelope.business_date)
+            if not line.price_override_reason and listed != line.unit_price:
+                self._problem(
+                    Type.PRICE_DIFFERS,
+                    f"{eid}:{line.line_no}",
+                    f"Receipt {data.receipt_no} line {line.line_no}: {line.sku} sold at "
+                    f"{line.unit_price}, list price "
+                    f"{listed if listed is not None else 'none'} on {envelope.business_date}.",
+                    details={"sku": line.sku, "unit_price": str(line.unit_price),
+                             "list_price": None if listed is None else str(listed)},
+                    **common,
+                )  # fmt: skip
+        totals = data.totals
+        gross_expected = sum((ln.line_total for ln in lines), ZERO) + exclusive_tax
+        paid = sum((t.amount - t.change for t in tenders), ZERO)
+        findings = []
+        if wrong:
+            findings.append(f"{len(wrong)} line total(s) differ from qty × unit_price − discount")
+        if not tax_known:
+            findings.append("a tax code is unknown at head office")
+        if tax_known and Decimal(totals.tax) != tax_total:
+            findings.append(f"tax {totals.tax} but the lines' tax is {tax_total}")
+        if Decimal(totals.gross) != gross_expected:
+            findings.append(f"gross {totals.gross} but the lines add up to {gross_expected}")
+        if Decimal(totals.net) + Decimal(totals.tax) != Decimal(totals.gross):
+            findings.append(f"net {totals.net} + tax {totals.tax} is not gross {totals.gross}")
+        if paid != Decimal(totals.gross):
+            findings.append(f"tenders pay {paid} of gross {totals.gross}")
+        if findings:
+            self._problem(
+                Type.TOTALS_MISMATCH,
+                eid,
+                f"Receipt {data.receipt_no}: " + "; ".join(findings) + ".",
+                details={"lines": wrong, "expected_tax": str(tax_total),
+                         "expected_gross": str(gross_expected), "paid": str(paid)},
+                **common,
+            )  # fmt: skip
+
+    def _check_negative(self, levels: dict[tuple[int, int], Decimal], moves: list[Move]) -> None:
+        last: dict[tuple[int, int], Move] = {(m.location_id, m.product_id): m for m in moves}
+        skus = {p.id: p.sku for p in self.catalogue.products.values()}
+        for (location_id, product_id), qty in levels.items():
+            if qty < 0:
+                move = last[(location_id, product_id)]
+                self._problem(
+                    Type.NEGATIVE_STOCK,
+                    f"{location_id}:{product_id}:{move.business_date}",
+                    f"{skus.get(product_id, product_id)} is at {qty} in stock at "
+                    f"{self.store.code} after {move.kind} {move.source_event}.",
+                    business_date=move.business_date,
+                    event_id=move.source_event,
+                    details={"sku": skus.get(product_id), "qty": str(qty)},
+                )

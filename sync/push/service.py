@@ -1,0 +1,503 @@
+"""``batch_push``: one push request, applied exactly once, answered the same way every time.
+
+In one transaction: claim the batch id (a concurrent request with the same id waits on the
+unique key and then replays the stored answer), lock the sync state of the registers it
+names (primary-key order), classify each event against what is stored (duplicate, conflict,
+held, new), store the new ones, apply them, move each register's high water, store the
+answer with the batch. A crash anywhere before commit leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
+
+from erp.bulk import insert_rows
+from erp.errors import ApplicationError
+from stores.models import NodeKey, Register, Sale, Store
+from sync.exception_queue import Problem, Type, exceptions_raise, exceptions_resolve_automatically
+from sync.models import Batch, Event, EventConflict
+from sync.push.apply import Applier, Catalogue
+from sync.push.parse import Incoming, parse_batch
+
+
+class ForbiddenRegister(ApplicationError):
+    status = 403
+    code = "forbidden_register"
+    default_message = "The batch names a register that is not one of this store's."
+
+
+class BatchIdReused(ApplicationError):
+    status = 422
+    code = "batch_id_reused"
+    default_message = "This batch_id was used before for a different batch."
+
+
+class BatchInProgress(ApplicationError):
+    status = 409
+    code = "batch_in_progress"
+    default_message = "A request with this batch_id is still being processed; retry shortly."
+
+
+@dataclass
+class PushResult:
+    body: bytes
+    replayed: bool
+    held_sales_waiting: list[str]
+    skus_waiting: list[str]
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def batch_push(*, node_key: NodeKey, body: bytes) -> PushResult:
+    """Process one push body for ``node_key``'s store. Raises ApplicationError for whole-batch
+    refusals; otherwise returns the answer (also stored, for replays)."""
+    return batch_ingest(store_id=node_key.store_id, node_key=node_key, body=body)
+
+
+def batch_ingest(*, store_id: int, node_key: NodeKey | None, body: bytes) -> PushResult:
+    """The push pipeline for a store; ``node_key`` None for a batch made at head office."""
+    parsed = parse_batch(body)
+    store = Store.objects.select_related("currency").get(pk=store_id)
+    registers = {r.code: r for r in Register.objects.filter(store=store)}
+    foreign = sorted(
+        {e.register_code for e in parsed.events if e.register_code is not None} - set(registers)
+    )
+    if foreign:
+        raise ForbiddenRegister(
+            f"Register{'s' if len(foreign) > 1 else ''} {', '.join(foreign)} "
+            f"{'are' if len(foreign) > 1 else 'is'} not one of store {store.code}'s; "
+            "nothing was applied.",
+            details={"registers": foreign},
+        )
+    try:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SET LOCAL lock_timeout = %s",
+                        [f"{settings.SYNC_LOCK_TIMEOUT_SECONDS}s"],
+                    )
+            result = _process(node_key=node_key, store=store, registers=registers, parsed=parsed)
+            _release_on_commit(result)
+            return result
+    except OperationalError as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        raise BatchInProgress(
+            "The batch, or a register it names, is busy with another request; retry shortly.",
+            headers={"Retry-After": "2"},
+        ) from exc
+
+
+def _process(
+    *, node_key: NodeKey, store: Store, registers: dict[str, Register], parsed
+) -> PushResult:
+    now = timezone.now()
+    batch_id = uuid.UUID(parsed.batch_id)
+    claimed = insert_rows(
+        "sync_batch",
+        (
+            ("batch_id", "uuid"), ("store_id", "bigint"), ("node_key_id", "bigint"),
+            ("content_hash", "text"), ("event_count", "integer"), ("node_time", "timestamptz"),
+            ("received_at", "timestamptz"), ("response", "bytea"),
+        ),
+        [(batch_id, store.pk, node_key.pk if node_key else None, parsed.content_hash,
+          len(parsed.events), parsed.node_time, now, b"")],
+        on_conflict="ON CONFLICT (batch_id) DO NOTHING",
+        returning="batch_id",
+    )  # fmt: skip
+    if not claimed:
+        earlier = (
+            Batch.objects.filter(batch_id=batch_id)
+            .values_list("store_id", "content_hash", "response")
+            .first()
+        )
+        if earlier is None:  # pragma: no cover - the conflicting row is committed by now
+            raise BatchInProgress(headers={"Retry-After": "1"})
+        store_id, content_hash, response = earlier
+        if store_id != store.pk or content_hash != parsed.content_hash:
+            raise BatchIdReused(
+                "This batch_id was used before with different events; use a new batch_id "
+                "for a new batch. Nothing was applied."
+            )
+        return PushResult(body=bytes(response), replayed=True, held_sales_waiting=[],
+                          skus_waiting=[])  # fmt: skip
+
+    problems: list[Problem] = []
+    events = parsed.events
+    valid = [e for e in events if e.valid]
+    register_ids = sorted({registers[e.envelope.register].pk for e in valid})
+    states = _lock_register_states(store=store, register_ids=register_ids)
+
+    ids = [e.envelope.event_id for e in valid]
+    stored = dict(Event.objects.filter(event_id__in=ids).values_list("event_id", "content_hash"))
+    known_conflicts = {
+        (eid, digest): reason
+        for eid, digest, reason in EventConflict.objects.filter(event_id__in=ids).values_list(
+            "event_id", "content_hash", "reason"
+        )
+    }
+    taken = {
+        (reg, seq): eid
+        for reg, seq, eid in Event.objects.filter(
+            register_id__in=register_ids, seq__in={e.envelope.seq for e in valid}
+        ).values_list("register_id", "seq", "event_id")
+    }
+
+    seen_ids: dict[uuid.UUID, str] = {}
+    seen_seqs: dict[tuple[int, int], uuid.UUID] = {}
+    new: list[Incoming] = []
+    conflicts: list[tuple[Incoming, str, uuid.UUID]] = []
+    dead: list[Incoming] = []
+    for e in events:
+        if not e.valid:
+            code, message = e.error or ("invalid_event", "invalid")
+            e.result = {"event_id": e.event_id, "status": "rejected", "code": code,
+                        "message": message}  # fmt: skip
+            dead.append(e)
+            continue
+        env = e.envelope
+        key = (registers[env.register].pk, env.seq)
+        reason = known_conflicts.get((env.event_id, e.content_hash))
+        earlier_hash = stored.get(env.event_id, seen_ids.get(env.event_id))
+        if reason is not None:
+            e.result = _conflict_result(e, reason)
+        elif earlier_hash is not None:
+            if earlier_hash == e.content_hash:
+                e.result = {"event_id": e.event_id, "status": "duplicate"}
+            else:
+                conflicts.append((e, EventConflict.Reason.EVENT_ID_REUSED, env.event_id))
+                e.result = _conflict_result(e, EventConflict.Reason.EVENT_ID_REUSED)
+        elif key in taken or key in seen_seqs:
+            holder = taken.get(key) or seen_seqs[key]
+            conflicts.append((e, EventConflict.Reason.SEQ_TAKEN, holder))
+            e.result = _conflict_result(e, EventConflict.Reason.SEQ_TAKEN)
+        else:
+            seen_ids[env.event_id] = e.content_hash
+            seen_seqs[key] = env.event_id
+            new.append(e)
+
+    skus = {sku for e in new for sku in skus_of(e.envelope.type, e.data)}
+    catalogue = Catalogue(store=store, skus=skus)
+    originals = {
+        e.data.original_event_id for e in new
+        if e.envelope.type == "return" and e.data.original_event_id is not None
+    }  # fmt: skip
+    sales_known = set(
+        Sale.objects.filter(event_id__in=originals).values_list("event_id", flat=True)
+    )
+    applier = Applier(store=store, catalogue=catalogue, now=now, problems=problems)
+    event_rows = []
+    waiting_skus: set[str] = set()
+    for e in new:
+        env = e.envelope
+        hold = hold_reason(env.type, e.data, catalogue, sales_known)
+        if hold is None:
+            applier.apply(env, e.data, registers[env.register].pk)
+            if env.type == "sale":
+                sales_known.add(env.event_id)
+            e.result = {"event_id": e.event_id, "status": "accepted"}
+        else:
+            reason, waiting_for, message = hold
+            if reason == "unknown_sku":
+                waiting_skus.add(waiting_for)
+            e.result = {"event_id": e.event_id, "status": "held", "code": reason,
+                        "message": message}  # fmt: skip
+        event_rows.append(
+            (
+                env.event_id, store.pk, registers[env.register].pk, env.seq, env.type,
+                env.occurred_at, env.business_date, now, batch_id, e.content_hash,
+                e.canonical.decode(), "applied" if hold is None else "held",
+                "" if hold is None else hold[0], "" if hold is None else hold[1],
+                now if hold is None else None,
+            )
+        )  # fmt: skip
+    insert_rows(
+        "sync_event",
+        (
+            ("event_id", "uuid"), ("store_id", "bigint"), ("register_id", "bigint"),
+            ("seq", "bigint"), ("type", "text"), ("occurred_at", "timestamptz"),
+            ("business_date", "date"), ("received_at", "timestamptz"), ("batch_id", "uuid"),
+            ("content_hash", "text"), ("payload", "text"), ("status", "text"),
+            ("hold_reason", "text"), ("waiting_for", "text"), ("applied_at", "timestamptz"),
+        ),
+        event_rows,
+    )  # fmt: skip
+    applier.flush()
+    _store_conflicts(store=store, registers=registers, batch_id=batch_id, now=now,
+                     conflicts=conflicts, problems=problems)  # fmt: skip
+    _store_dead_letters(store=store, batch_id=batch_id, now=now, dead=dead, problems=problems)
+
+    high_water = _advance_high_water(
+        store=store, states=states, events=[e for e in valid if e.result["status"] != "rejected"],
+        registers=registers, now=now, problems=problems,
+    )  # fmt: skip
+    if node_key is not None:
+        _record_node_clock(node_key=node_key, store=store, node_time=parsed.node_time, now=now,
+                           problems=problems)  # fmt: skip
+    exceptions_raise(problems=problems, now=now)
+
+    response = _encoder.encode(
+        {
+            "batch_id": str(batch_id),
+            "results": [e.result for e in events],
+            "high_water": high_water,
+            "server_time": _iso(now),
+        }
+    )
+    Batch.objects.filter(batch_id=batch_id).update(response=response)
+    waiting_sales = [str(x) for x in applier.applied_sales]
+    return PushResult(body=response, replayed=False, held_sales_waiting=waiting_sales,
+                      skus_waiting=sorted(waiting_skus))  # fmt: skip
+
+
+def _release_on_commit(result: PushResult) -> None:
+    """Held events that this batch unblocks are applied by a task once it has committed."""
+    from sync.tasks import held_events_release_for_sales
+
+    if (
+        result.held_sales_waiting
+        and Event.objects.filter(
+            status=Event.Status.HELD,
+            hold_reason="original_not_received",
+            waiting_for__in=result.held_sales_waiting,
+        ).exists()
+    ):
+        sales = list(result.held_sales_waiting)
+        transaction.on_commit(lambda: held_events_release_for_sales.delay(sales))
+
+
+def _conflict_result(e: Incoming, reason: str) -> dict[str, Any]:
+    messages = {
+        EventConflict.Reason.EVENT_ID_REUSED: (
+            "This event_id was received before with different content; kept for investigation."
+        ),
+        EventConflict.Reason.SEQ_TAKEN: (
+            "Another event already has this register and seq (two devices as one register?); "
+            "kept for investigation."
+        ),
+    }
+    return {"event_id": e.event_id, "status": "conflict", "code": str(reason),
+            "message": messages[reason]}  # fmt: skip
+
+
+def skus_of(kind: str, data: Any) -> Iterable[str]:
+    if kind in ("sale", "return", "stock_adjustment", "stock_count"):
+        return [line.sku for line in data.lines]
+    return ()
+
+
+def hold_reason(
+    kind: str, data: Any, catalogue: Catalogue, sales_known: set[uuid.UUID]
+) -> tuple[str, str, str] | None:
+    """Why an event must wait, as (reason, what it waits for, message); None if it need not."""
+    for sku in skus_of(kind, data):
+        if sku not in catalogue.products:
+            return ("unknown_sku", sku, f"SKU {sku} is not known yet; applied when it is.")
+    if kind == "return" and data.original_event_id is not None:
+        original = data.original_event_id
+        if original not in sales_known:
+            return (
+                "original_not_received",
+                str(original),
+                f"The original sale {original} has not arrived yet; applied when it does.",
+            )
+    return None
+
+
+def _lock_register_states(*, store: Store, register_ids: list[int]) -> dict[int, Any]:
+    from sync.models import RegisterSyncState
+
+    insert_rows(
+        "sync_registersyncstate",
+        (("register_id", "bigint"), ("store_id", "bigint"), ("high_water", "bigint"),
+         ("max_seq", "bigint")),
+        [(rid, store.pk, 0, 0) for rid in register_ids],
+        on_conflict="ON CONFLICT (register_id) DO NOTHING",
+    )  # fmt: skip
+    return {
+        s.register_id: s
+        for s in RegisterSyncState.objects.select_for_update()
+        .filter(register_id__in=register_ids)
+        .order_by("register_id")
+    }
+
+
+def _store_conflicts(*, store, registers, batch_id, now, conflicts, problems) -> None:
+    if not conflicts:
+        return
+    insert_rows(
+        "sync_eventconflict",
+        (
+            ("event_id", "uuid"), ("content_hash", "text"), ("reason", "text"),
+            ("store_id", "bigint"), ("register_id", "bigint"), ("seq", "bigint"),
+            ("existing_event_id", "uuid"), ("payload", "text"), ("batch_id", "uuid"),
+            ("received_at", "timestamptz"), ("resolution_note", "text"),
+        ),
+        [
+            (e.envelope.event_id, e.content_hash, str(reason), store.pk,
+             registers[e.envelope.register].pk, e.envelope.seq, existing, e.canonical.decode(),
+             batch_id, now, "")
+            for e, reason, existing in conflicts
+        ],
+        on_conflict="ON CONFLICT (event_id, content_hash) DO NOTHING",
+    )  # fmt: skip
+    for e, reason, existing in conflicts:
+        problems.append(
+            Problem(
+                type=Type.EVENT_CONFLICT,
+                store_id=store.pk,
+                dedup_key=f"event_conflict:{e.envelope.event_id}:{e.content_hash}",
+                message=f"{reason}: event {e.envelope.event_id} (register "
+                f"{e.envelope.register}, seq {e.envelope.seq}) conflicts with {existing}.",
+                register_id=registers[e.envelope.register].pk,
+                business_date=e.envelope.business_date,
+                event_id=e.envelope.event_id,
+                details={"reason": str(reason), "existing_event_id": str(existing)},
+            )
+        )
+
+
+def _store_dead_letters(*, store, batch_id, now, dead, problems) -> None:
+    if not dead:
+        return
+    insert_rows(
+        "sync_deadletter",
+        (
+            ("store_id", "bigint"), ("batch_id", "uuid"), ("position", "integer"),
+            ("event_id", "text"), ("register_code", "text"), ("seq", "bigint"), ("raw", "bytea"),
+            ("code", "text"), ("message", "text"), ("received_at", "timestamptz"),
+            ("status", "text"), ("resolution_note", "text"),
+        ),
+        [
+            (store.pk, batch_id, e.position, (e.event_id or "")[:64], (e.register_code or "")[:64],
+             e.seq, e.raw, e.error[0], e.error[1], now, "open", "")
+            for e in dead
+        ],
+        on_conflict="ON CONFLICT (batch_id, position) DO NOTHING",
+    )  # fmt: skip
+    for e in dead:
+        problems.append(
+            Problem(
+                type=Type.REJECTED_EVENT,
+                store_id=store.pk,
+                dedup_key=f"rejected_event:{batch_id}:{e.position}",
+                message=f"Event {e.event_id or f'#{e.position}'} of batch {batch_id} was "
+                f"rejected: {e.error[1]}",
+                details={"batch_id": str(batch_id), "position": e.position},
+            )
+        )
+
+
+def _advance_high_water(*, store, states, events, registers, now, problems) -> dict[str, int]:
+    from sync.models import RegisterSyncState
+
+    by_register: dict[int, list[Incoming]] = {}
+    for e in events:
+        by_register.setdefault(registers[e.envelope.register].pk, []).append(e)
+    for register_id, state in states.items():
+        received = by_register.get(register_id, [])
+        high = state.high_water
+        seqs = set(
+            Event.objects.filter(register_id=register_id, seq__gt=high).values_list(
+                "seq", flat=True
+            )
+        ) | set(
+            EventConflict.objects.filter(register_id=register_id, seq__gt=high).values_list(
+                "seq", flat=True
+            )
+        )
+        while high + 1 in seqs:
+            high += 1
+        max_seq = max([state.max_seq, high, *seqs]) if seqs else max(state.max_seq, high)
+        last_event_at = max(
+            [e.envelope.occurred_at for e in received]
+            + ([state.last_event_at] if state.last_event_at else []),
+            default=None,
+        )
+        RegisterSyncState.objects.filter(register_id=register_id).update(
+            high_water=high, max_seq=max_seq, last_event_at=last_event_at, last_push_at=now
+        )
+        code = next(r.code for r in registers.values() if r.pk == register_id)
+        prefix = f"seq_gap:{register_id}:"
+        gaps = _gaps(high, max_seq, seqs)
+        keep = [f"{prefix}{start}" for start, _ in gaps]
+        for start, end in gaps:
+            problems.append(
+                Problem(
+                    type=Type.SEQ_GAP,
+                    store_id=store.pk,
+                    dedup_key=f"{prefix}{start}",
+                    message=f"Register {code} has not sent seq {start}"
+                    + (f"–{end}" if end != start else "")
+                    + f"; high water is {high}.",
+                    register_id=register_id,
+                    details={"from": start, "to": end},
+                )
+            )
+        exceptions_resolve_automatically(
+            prefix=prefix, keep=keep, note="The missing events arrived.", now=now
+        )
+    return {
+        code: hw
+        for code, hw in RegisterSyncState.objects.filter(store=store)
+        .select_related("register")
+        .values_list("register__code", "high_water")
+    }
+
+
+def _gaps(high: int, max_seq: int, seqs: set[int]) -> list[tuple[int, int]]:
+    gaps: list[tuple[int, int]] = []
+    start = None
+    for n in range(high + 1, max_seq + 1):
+        if n not in seqs and start is None:
+            start = n
+        elif n in seqs and start is not None:
+            gaps.append((start, n - 1))
+            start = None
+    if start is not None:  # pragma: no cover - max_seq is always a received seq
+        gaps.append((start, max_seq))
+    return gaps
+
+
+def _record_node_clock(*, node_key, store, node_time, now, problems) -> None:
+    from sync.models import NodeSyncState
+
+    skew = (node_time - now).total_seconds() if node_time is not None else None
+    NodeSyncState.objects.update_or_create(
+        node_key=node_key,
+        defaults={"store": store, "last_push_at": now, "last_node_time": node_time,
+                  "clock_skew_seconds": skew},
+    )  # fmt: skip
+    prefix = f"clock_skew:{node_key.pk}:"
+    if skew is not None and abs(skew) > settings.SYNC_MAX_CLOCK_SKEW:
+        day = now.astimezone(store.tzinfo).date()
+        problems.append(
+            Problem(
+                type=Type.CLOCK_SKEW,
+                store_id=store.pk,
+                dedup_key=f"{prefix}{day}",
+                message=f"Node key {node_key.prefix} of {store.code} is {skew:+.0f} s off "
+                f"head office's clock (limit {settings.SYNC_MAX_CLOCK_SKEW} s).",
+                business_date=day,
+                details={"skew_seconds": skew, "node_key": node_key.prefix},
+            )
+        )
+    else:
+        exceptions_resolve_automatically(
+            prefix=prefix, note="The node's clock is back within the limit.", now=now
+        )
