@@ -32,10 +32,34 @@ def _sqlite_row(row: Sequence[Any], columns: Sequence[tuple[str, str]]) -> tuple
     return tuple(out)
 
 
+# Text goes over the wire as bytea[] and is decoded by the server: measured on this machine with
+# text-format parameters, a 500-element text[] cost ~55 ms to bind and the same bytes as bytea[]
+# ~10 ms; with binary parameters (%b, below) the gap is smaller but still in bytea's favour.
+_AS_BYTES = {"text": "convert_from({}, 'UTF8')", "jsonb": "convert_from({}, 'UTF8')::jsonb"}
+
+
 def _pg_sql(table: str, columns: Sequence[tuple[str, str]], suffix: str) -> str:
     names = ", ".join(name for name, _ in columns)
-    arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
-    return f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {suffix}"
+    arrays = ", ".join(
+        # %b: binary parameters; psycopg's default "%s" dumps lists as text array literals.
+        f"%b::{'bytea' if kind in _AS_BYTES else kind}[]"
+        for _, kind in columns
+    )
+    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
+    select = ", ".join(
+        _AS_BYTES[kind].format(f"c{i}") if kind in _AS_BYTES else f"c{i}"
+        for i, (_, kind) in enumerate(columns)
+    )
+    return (
+        f"INSERT INTO {table} ({names}) SELECT {select} FROM unnest({arrays}) AS u({aliases}) "
+        f"{suffix}"
+    )
+
+
+def _pg_array(values: Sequence[Any], kind: str) -> list[Any]:
+    if kind in _AS_BYTES:
+        return [v.encode() if isinstance(v, str) else v for v in values]
+    return list(values)
 
 
 def insert_rows(
@@ -57,11 +81,35 @@ def insert_rows(
         return []
     parts = (on_conflict, f"RETURNING {returning}" if returning else "")
     suffix = " ".join(part for part in parts if part)
+    if connection.vendor == "postgresql" and not on_conflict and not returning:
+        # Plain appends go in with COPY: the fastest path PostgreSQL has, inside the same
+        # transaction as everything else the caller does.
+        connection.ensure_connection()
+        import psycopg
+
+        names = ", ".join(name for name, _ in columns)
+        with (
+            psycopg.Cursor(connection.connection) as raw,
+            raw.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        return []
+    if connection.vendor == "postgresql":
+        # Straight to psycopg with server-side binding and binary parameters: arrays of
+        # thousands of values are sent as-is instead of being quoted into the SQL text. Same
+        # connection, so the same transaction as the ORM's statements around it.
+        connection.ensure_connection()
+        arrays = [
+            _pg_array(values, kind)
+            for values, (_, kind) in zip(zip(*rows, strict=True), columns, strict=True)
+        ]
+        import psycopg
+
+        with psycopg.Cursor(connection.connection) as raw:
+            raw.execute(_pg_sql(table, columns, suffix), arrays, binary=True)
+            return list(raw.fetchall()) if returning else []
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            arrays = [list(values) for values in zip(*rows, strict=True)]
-            cursor.execute(_pg_sql(table, columns, suffix), arrays)
-            return list(cursor.fetchall()) if returning else []
         rows = [_sqlite_row(row, columns) for row in rows]
         names = ", ".join(name for name, _ in columns)
         marks = ", ".join("%s" for _ in columns)

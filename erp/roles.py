@@ -28,9 +28,12 @@ def ensure_permissions(apps, app_labels: Iterable[str]) -> None:
 
     for label in app_labels:
         app_config = apps.get_app_config(label)
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+        saved = app_config.models_module
+        app_config.models_module = saved or True  # migration state has none; Django skips those
+        try:
+            create_permissions(app_config, apps=apps, verbosity=0)
+        finally:
+            app_config.models_module = saved
 
 
 def grant(

@@ -238,7 +238,12 @@ class StockMove(models.Model):
         COUNT = "count", "count variance"
 
     id = models.BigAutoField(primary_key=True)
-    location = models.ForeignKey(StockLocation, on_delete=models.PROTECT, related_name="moves")
+    # Indexes cost most of an append-only ledger's write time: only those reads use are kept
+    # (moves of a product, of an event, of a location's day); the location's own FK index is
+    # covered by the (location, business_date) one.
+    location = models.ForeignKey(
+        StockLocation, on_delete=models.PROTECT, related_name="moves", db_index=False
+    )
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="stock_moves")
     qty_delta = models.DecimalField(**QUANTITY)
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -252,8 +257,7 @@ class StockMove(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [
-            models.Index(fields=["location", "product"], name="stockmove_location_product"),
-            models.Index(fields=["business_date"], name="stockmove_business_date"),
+            models.Index(fields=["location", "business_date"], name="stockmove_location_date"),
             models.Index(fields=["source_event"], name="stockmove_source_event"),
         ]
 
@@ -267,7 +271,9 @@ class StockLevel(models.Model):
     uploads never lose an update."""
 
     id = models.BigAutoField(primary_key=True)
-    location = models.ForeignKey(StockLocation, on_delete=models.PROTECT, related_name="levels")
+    location = models.ForeignKey(
+        StockLocation, on_delete=models.PROTECT, related_name="levels", db_index=False
+    )  # the unique (location, product) index serves it
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="stock_levels")
     qty = models.DecimalField(**QUANTITY, default=Decimal("0"))
     updated_at = models.DateTimeField()

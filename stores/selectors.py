@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
 
-from stores.models import NodeKey, Register, Store
+from inventory.models import StockLevel
+from stores.models import NodeKey, Register, Sale, SaleLine, Store, Tender
 
 
 def store_list() -> QuerySet[Store]:
@@ -19,3 +20,23 @@ def register_list(*, store: Store) -> QuerySet[Register]:
 
 def node_key_list(*, store: Store) -> QuerySet[NodeKey]:
     return NodeKey.objects.filter(store=store).select_related("store", "created_by", "revoked_by")
+
+
+def sale_list() -> QuerySet[Sale]:
+    """Sales and returns with their lines and tenders: four queries for any page size."""
+    return (
+        Sale.objects.select_related("store", "register")
+        .prefetch_related(
+            Prefetch("lines", queryset=SaleLine.objects.order_by("line_no")),
+            Prefetch("tenders", queryset=Tender.objects.order_by("position")),
+        )
+        .order_by("store__code", "register__code", "seq")
+    )
+
+
+def stock_on_hand_list() -> QuerySet[StockLevel]:
+    """On hand per location and product, with the product's cost and the location's store
+    (none for a warehouse). Lives here, not in ``inventory``: a location knows no store."""
+    return StockLevel.objects.select_related("location__store", "product").order_by(
+        "location__code", "product__sku"
+    )

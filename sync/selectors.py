@@ -5,11 +5,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db.models import Count
+from django.conf import settings
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from stores.models import NodeKey, Register, Store
-from sync.models import DeadLetter, Event, EventConflict, NodeSyncState, RegisterSyncState
+from sync.models import (
+    DeadLetter,
+    Event,
+    EventConflict,
+    NodeSyncState,
+    ReconciliationException,
+    RegisterSyncState,
+)
 
 
 def register_gaps(*, register_id: int, high_water: int, max_seq: int) -> list[list[int]]:
@@ -117,3 +125,36 @@ def sync_status(*, node_key: NodeKey) -> dict[str, Any]:
         },
         "nodes": nodes,
     }
+
+
+def node_sync_overview(*, store: Store) -> list[dict[str, Any]]:
+    """Per node key of ``store`` (active ones, and revoked ones that have pushed): its last
+    push and clock skew, and whether the skew is beyond ``SYNC_MAX_CLOCK_SKEW``."""
+    limit = settings.SYNC_MAX_CLOCK_SKEW
+    rows = []
+    for key in (
+        NodeKey.objects.filter(store=store).select_related("sync_state").order_by("-created_at")
+    ):
+        state = getattr(key, "sync_state", None)
+        if state is None and not key.is_active:
+            continue
+        skew = state.clock_skew_seconds if state else None
+        rows.append(
+            {
+                "node_key": key,
+                "key_prefix": key.prefix,
+                "label": key.label,
+                "active": key.is_active,
+                "last_push_at": state.last_push_at if state else None,
+                "last_node_time": state.last_node_time if state else None,
+                "clock_skew_seconds": skew,
+                "skew_exceeded": skew is not None and abs(skew) > limit,
+            }
+        )
+    return rows
+
+
+def exception_list() -> QuerySet[ReconciliationException]:
+    return ReconciliationException.objects.select_related(
+        "store", "register", "resolved_by"
+    ).order_by("-created_at", "-id")

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from erp.bulk import insert_rows
@@ -56,6 +56,7 @@ class PushResult:
 
 
 _encoder = msgspec.json.Encoder()
+_ATTEMPTS = 3
 
 
 def _iso(value: dt.datetime) -> str:
@@ -83,24 +84,34 @@ def batch_ingest(*, store_id: int, node_key: NodeKey | None, body: bytes) -> Pus
             "nothing was applied.",
             details={"registers": foreign},
         )
-    try:
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        "SET LOCAL lock_timeout = %s",
-                        [f"{settings.SYNC_LOCK_TIMEOUT_SECONDS}s"],
-                    )
-            result = _process(node_key=node_key, store=store, registers=registers, parsed=parsed)
-            _release_on_commit(result)
-            return result
-    except OperationalError as exc:
-        if "lock" not in str(exc).lower():
-            raise
-        raise BatchInProgress(
-            "The batch, or a register it names, is busy with another request; retry shortly.",
-            headers={"Retry-After": "2"},
-        ) from exc
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                if connection.vendor == "postgresql":
+                    with connection.cursor() as cursor:
+                        cursor.execute(
+                            "SET LOCAL lock_timeout = %s",
+                            [f"{settings.SYNC_LOCK_TIMEOUT_SECONDS}s"],
+                        )
+                result = _process(
+                    node_key=node_key, store=store, registers=registers, parsed=parsed
+                )
+                _release_on_commit(result)
+                return result
+        except IntegrityError:
+            # A concurrent batch committed one of these events (or seqs) between our reads and
+            # our writes, outside the registers we locked (one event id under two registers).
+            # The transaction is gone; run it again and it sees that batch's rows.
+            if attempt == _ATTEMPTS:
+                raise
+        except OperationalError as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            raise BatchInProgress(
+                "The batch, or a register it names, is busy with another request; retry shortly.",
+                headers={"Retry-After": "2"},
+            ) from exc
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _process(

@@ -1,0 +1,104 @@
+"""``GET /api/v1/sales/``: sales and returns as the tills recorded them, keyed by event id.
+
+Read-only: sales are written by sync ingestion only. Amounts and quantities are decimal
+strings; returns carry positive amounts and ``type`` gives the sign.
+"""
+
+from __future__ import annotations
+
+import django_filters as filters
+from rest_framework import serializers
+
+from erp.api.views import ReadViewSet
+from stores import selectors
+from stores.models import Sale, SaleLine, Tender
+
+UUID_RE = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+
+
+class SaleLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SaleLine
+        fields = [
+            "line_no",
+            "sku",
+            "qty",
+            "unit_price",
+            "discount",
+            "tax_code",
+            "line_total",
+            "price_override_reason",
+            "original_line_no",
+        ]
+        read_only_fields = fields
+
+
+class TenderSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tender
+        fields = ["method", "amount", "change", "reference", "offline_authorized"]
+        read_only_fields = fields
+
+
+class SaleSerializer(serializers.ModelSerializer):
+    store = serializers.CharField(source="store.code", read_only=True)
+    register = serializers.CharField(source="register.code", read_only=True)
+    original_event_id = serializers.UUIDField(
+        source="original_event",
+        read_only=True,
+        allow_null=True,
+        help_text="For a return: the sale it returns (null for a return without receipt).",
+    )
+    lines = SaleLineSerializer(many=True, read_only=True)
+    tenders = TenderSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Sale
+        fields = [
+            "event_id",
+            "type",
+            "store",
+            "register",
+            "seq",
+            "receipt_no",
+            "basket_id",
+            "session_id",
+            "cashier",
+            "currency",
+            "net",
+            "tax",
+            "gross",
+            "occurred_at",
+            "business_date",
+            "original_event_id",
+            "received_at",
+            "lines",
+            "tenders",
+        ]
+        read_only_fields = fields
+
+
+class SaleFilter(filters.FilterSet):
+    store = filters.CharFilter(field_name="store__code", label="Store code")
+    register = filters.CharFilter(field_name="register__code", label="Register code")
+    business_date = filters.DateFilter()
+    business_date_after = filters.DateFilter(field_name="business_date", lookup_expr="gte")
+    business_date_before = filters.DateFilter(field_name="business_date", lookup_expr="lte")
+    receipt_no = filters.CharFilter()
+
+    class Meta:
+        model = Sale
+        fields = ["type"]
+
+
+class SaleViewSet(ReadViewSet):
+    """Sales and returns, with lines and tenders; filter by store, business date, type, register."""
+
+    serializer_class = SaleSerializer
+    filterset_class = SaleFilter
+    lookup_field = "event_id"
+    lookup_value_regex = UUID_RE
+    ordering_fields = ["occurred_at", "business_date", "seq", "gross"]
+
+    def get_queryset(self):
+        return selectors.sale_list()
