@@ -28,7 +28,7 @@ def ensure_permissions(apps, app_labels: Iterable[str]) -> None:
 
     for label in app_labels:
         app_config = apps.get_app_config(label)
-        saved = app_config.models_module
+        saved = getattr(app_config, "models_module", None)
         app_config.models_module = saved or True  # migration state has none; Django skips those
         try:
             create_permissions(app_config, apps=apps, verbosity=0)
