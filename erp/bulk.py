@@ -122,3 +122,17 @@ def insert_rows(
             cursor.execute(sql, tuple(row))
             found.extend(cursor.fetchall())
         return found
+
+
+def select_rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Run a PostgreSQL query with binary parameters (``%b``; arrays for ``= ANY(%b)``).
+
+    For the ingestion path's lookups of hundreds of keys: one round trip, no SQL text built
+    from the keys. PostgreSQL only; callers keep an ORM path for SQLite.
+    """
+    import psycopg
+
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as raw:
+        raw.execute(sql, list(params), binary=True)
+        return list(raw.fetchall())

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from django.db import connection
+
+from erp.bulk import select_rows
 from inventory.ledger import CountedLine, Move, stock_count_record, stock_moves_record
 from inventory.models import Price, Product, TaxRate
 from stores.models import Store
@@ -46,20 +49,29 @@ class Catalogue:
 
     def __init__(self, *, store: Store, skus: set[str]) -> None:
         self.store = store
-        self.products = {
-            sku: ProductInfo(id=pid, sku=sku)
-            for sku, pid in Product.objects.filter(sku__in=skus).values_list("sku", "id")
-        }
         self.tax_rates = {
             code: (rate, inclusive)
             for code, rate, inclusive in TaxRate.objects.values_list("code", "rate", "inclusive")
         }
+        self.products: dict[str, ProductInfo] = {}
         self._prices: dict[int, list[tuple[dt.date, dt.date | None, Decimal]]] = defaultdict(list)
-        ids = [p.id for p in self.products.values()]
-        if ids:
-            for pid, valid_from, valid_to, price in Price.objects.filter(
-                price_list_id=store.price_list_id, product_id__in=ids
-            ).values_list("product_id", "valid_from", "valid_to", "price"):
+        if connection.vendor == "postgresql":
+            rows = select_rows(
+                "SELECT p.sku, p.id, pr.valid_from, pr.valid_to, pr.price "
+                "FROM inventory_product p LEFT JOIN inventory_price pr "
+                "ON pr.product_id = p.id AND pr.price_list_id = %b WHERE p.sku = ANY(%b)",
+                [store.price_list_id, sorted(skus)],
+            )
+        else:
+            products = dict(Product.objects.filter(sku__in=skus).values_list("id", "sku"))
+            priced = Price.objects.filter(
+                price_list_id=store.price_list_id, product_id__in=list(products)
+            ).values_list("product_id", "valid_from", "valid_to", "price")
+            rows = [(products[pid], pid, vf, vt, price) for pid, vf, vt, price in priced]
+            rows += [(sku, pid, None, None, None) for pid, sku in products.items()]
+        for sku, pid, valid_from, valid_to, price in rows:
+            self.products.setdefault(sku, ProductInfo(id=pid, sku=sku))
+            if valid_from is not None:
                 self._prices[pid].append((valid_from, valid_to, price))
         self.quantum = store.currency.quantum()
 

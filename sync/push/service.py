@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from erp.bulk import insert_rows
+from erp.bulk import insert_rows, select_rows
 from erp.errors import ApplicationError
 from stores.models import NodeKey, Register, Sale, Store
 from sync.exception_queue import Problem, Type, exceptions_raise, exceptions_resolve_automatically
@@ -155,19 +155,44 @@ def _process(
     states = _lock_register_states(store=store, register_ids=register_ids)
 
     ids = [e.envelope.event_id for e in valid]
-    stored = dict(Event.objects.filter(event_id__in=ids).values_list("event_id", "content_hash"))
-    known_conflicts = {
-        (eid, digest): reason
-        for eid, digest, reason in EventConflict.objects.filter(event_id__in=ids).values_list(
-            "event_id", "content_hash", "reason"
+    seqs = sorted({e.envelope.seq for e in valid})
+    if connection.vendor == "postgresql":
+        # Binary array parameters: one round trip per lookup, whatever the batch size.
+        stored = dict(
+            select_rows(
+                "SELECT event_id, content_hash FROM sync_event WHERE event_id = ANY(%b)", [ids]
+            )
         )
-    }
-    taken = {
-        (reg, seq): eid
-        for reg, seq, eid in Event.objects.filter(
-            register_id__in=register_ids, seq__in={e.envelope.seq for e in valid}
-        ).values_list("register_id", "seq", "event_id")
-    }
+        conflict_rows = (
+            select_rows(
+                "SELECT event_id, content_hash, reason FROM sync_eventconflict "
+                "WHERE event_id = ANY(%b)",
+                [ids],
+            )
+            if stored or not valid
+            else []
+        )
+        taken_rows = select_rows(
+            "SELECT register_id, seq, event_id FROM sync_event "
+            "WHERE register_id = ANY(%b) AND seq = ANY(%b)",
+            [register_ids, seqs],
+        )
+    else:
+        stored = dict(
+            Event.objects.filter(event_id__in=ids).values_list("event_id", "content_hash")
+        )
+        conflict_rows = list(
+            EventConflict.objects.filter(event_id__in=ids).values_list(
+                "event_id", "content_hash", "reason"
+            )
+        )
+        taken_rows = list(
+            Event.objects.filter(register_id__in=register_ids, seq__in=seqs).values_list(
+                "register_id", "seq", "event_id"
+            )
+        )
+    known_conflicts = {(eid, digest): reason for eid, digest, reason in conflict_rows}
+    taken = {(reg, seq): eid for reg, seq, eid in taken_rows}
 
     seen_ids: dict[uuid.UUID, str] = {}
     seen_seqs: dict[tuple[int, int], uuid.UUID] = {}
