@@ -17,6 +17,38 @@ def _clear_cache() -> None:
     cache.clear()
 
 
+# Data that migrations load (currencies, the role groups). A transactional test ends with a
+# flush that empties every table, so the next test would find none: reload it when missing.
+_MIGRATION_DATA = [
+    ("inventory.migrations.0002_currencies_and_database_invariants", "load_currencies"),
+    ("erp.migrations.0001_roles", "create_roles"),
+    ("sync.migrations.0002_roles", "grant_sync_rights"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _migration_data(request: pytest.FixtureRequest) -> None:
+    marker = request.node.get_closest_marker("django_db")
+    names = set(request.fixturenames)
+    if marker is None and not names & {"db", "transactional_db", "live_server"}:
+        return
+    transactional = bool(marker and marker.kwargs.get("transaction")) or bool(
+        names & {"transactional_db", "live_server"}
+    )
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    import importlib
+
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    from inventory.models import Currency
+
+    if Currency.objects.exists() and Group.objects.filter(name="auditor").exists():
+        return
+    for module, function in _MIGRATION_DATA:
+        getattr(importlib.import_module(module), function)(apps, None)
+
+
 @pytest.fixture
 def make_client(db: None) -> Callable[..., APIClient]:
     """An API client signed in with a DRF token as a user of the given roles."""
