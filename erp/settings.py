@@ -336,6 +336,7 @@ SYNC_LOCK_TIMEOUT_SECONDS = env_int("SYNC_LOCK_TIMEOUT_SECONDS", 15, minimum=1)
 SYNC_BATCH_RETENTION_DAYS = env_int("SYNC_BATCH_RETENTION_DAYS", 7, minimum=7)
 
 CELERY_BEAT_SCHEDULE = {
+    "batches-purge": {"task": "sync.tasks.batches_purge", "schedule": 6 * 3600},
     "held-events-sweep": {
         "task": "sync.tasks.held_events_sweep",
         "schedule": env_int("SYNC_HELD_SWEEP_SECONDS", 300, minimum=10),

@@ -34,3 +34,20 @@ def held_events_sweep() -> int:
     from sync.held import held_events_sweep as sweep
 
     return sweep()
+
+
+@shared_task(**_RETRY)
+def batches_purge() -> int:
+    """Forget stored batch answers older than ``SYNC_BATCH_RETENTION_DAYS`` (at least 7, as
+    the protocol promises). Event ids are kept forever, so a very late retry of a purged batch
+    is still answered correctly: every event comes back ``duplicate``."""
+    import datetime as dt
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from sync.models import Batch
+
+    cutoff = timezone.now() - dt.timedelta(days=settings.SYNC_BATCH_RETENTION_DAYS)
+    deleted, _ = Batch.objects.filter(received_at__lt=cutoff).delete()
+    return deleted
