@@ -89,6 +89,7 @@ def insert_rows(
 
         names = ", ".join(name for name, _ in columns)
         with (
+            connection.wrap_database_errors,  # psycopg errors as Django's, as the ORM raises
             psycopg.Cursor(connection.connection) as raw,
             raw.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
         ):
@@ -106,7 +107,7 @@ def insert_rows(
         ]
         import psycopg
 
-        with psycopg.Cursor(connection.connection) as raw:
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as raw:
             raw.execute(_pg_sql(table, columns, suffix), arrays, binary=True)
             return list(raw.fetchall()) if returning else []
     with connection.cursor() as cursor:
@@ -133,6 +134,6 @@ def select_rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     import psycopg
 
     connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as raw:
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as raw:
         raw.execute(sql, list(params), binary=True)
         return list(raw.fetchall())

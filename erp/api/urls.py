@@ -11,7 +11,10 @@ from inventory.api.views import (
     StockLocationViewSet,
     TaxRateViewSet,
 )
+from stores.api.sales import SaleViewSet
+from stores.api.stock import StockViewSet
 from stores.api.views import NodeKeyViewSet, RegisterViewSet, StoreViewSet
+from sync.api.reconciliation import ReconciliationExceptionViewSet
 
 
 class Router(SimpleRouter):
@@ -25,6 +28,9 @@ router.register("products", ProductViewSet, basename="product")
 router.register("price-lists", PriceListViewSet, basename="price-list")
 router.register("stock-locations", StockLocationViewSet, basename="stock-location")
 router.register("stores", StoreViewSet, basename="store")
+router.register("sales", SaleViewSet, basename="sale")
+router.register("stock", StockViewSet, basename="stock")
+router.register("exceptions", ReconciliationExceptionViewSet, basename="exception")
 
 registers = Router(trailing_slash=True)
 registers.register("registers", RegisterViewSet, basename="register")
@@ -53,5 +59,15 @@ urlpatterns = [
         name="price-detail",
     ),
     path("stores/<str:store_code>/", include(registers.urls)),
+    path(
+        "exceptions/<int:pk>/resolve",
+        ReconciliationExceptionViewSet.as_view({"post": "resolve"}),
+        name="exception-resolve",
+    ),
+    path(
+        "exceptions/<int:pk>/acknowledge",
+        ReconciliationExceptionViewSet.as_view({"post": "acknowledge"}),
+        name="exception-acknowledge",
+    ),
     path("", include(router.urls)),
 ]

@@ -16,7 +16,8 @@ from rest_framework import mixins, serializers, viewsets
 from inventory.models import MONEY, StockLevel
 from stores import selectors
 
-VALUE_QUANTUM = Decimal(1).scaleb(-MONEY["decimal_places"])
+VALUE_PLACES = MONEY["decimal_places"]
+VALUE_QUANTUM = Decimal(1).scaleb(-VALUE_PLACES)
 
 
 class StockLevelSerializer(serializers.ModelSerializer):
@@ -40,7 +41,7 @@ class StockLevelSerializer(serializers.ModelSerializer):
         store = getattr(obj.location, "store", None)
         return store.code if store is not None else None
 
-    @extend_schema_field(serializers.DecimalField(**MONEY))
+    @extend_schema_field(serializers.DecimalField(max_digits=28, decimal_places=VALUE_PLACES))
     def get_value(self, obj: StockLevel) -> str:
         return str((obj.qty * obj.product.cost).quantize(VALUE_QUANTUM, rounding=ROUND_HALF_UP))
 

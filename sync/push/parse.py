@@ -8,6 +8,7 @@ Whole-batch problems raise an :class:`~erp.errors.ApplicationError` (``malformed
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,8 @@ def parse_batch(body: bytes) -> ParsedBatch:
         raise InvalidBatch(f"Not a valid batch: {_message(exc)}.") from exc
     except msgspec.DecodeError as exc:
         raise MalformedJson(f"The body is not valid JSON: {exc}.") from exc
+    except RecursionError as exc:
+        raise MalformedJson("The body nests arrays or objects too deeply to be read.") from exc
     if len(batch.events) > settings.SYNC_MAX_EVENTS:
         raise PayloadTooLarge(
             f"The batch has {len(batch.events)} events; at most {settings.SYNC_MAX_EVENTS} "
@@ -102,12 +105,25 @@ def parse_batch(body: bytes) -> ParsedBatch:
 
 def parse_event(position: int, raw: bytes) -> Incoming:
     incoming = Incoming(position=position, raw=raw)
-    value = _any.decode(raw)
+    try:
+        value = _any.decode(raw)
+    except msgspec.DecodeError as exc:
+        # Only a corrected dead letter gets here: events of a pushed batch are decoded JSON.
+        incoming.error = ("invalid_event", f"The event is not valid JSON: {exc}.")
+        return incoming
+    except msgspec.ValidationError as exc:  # valid syntax, but a number such as 1e400
+        incoming.error = ("invalid_event", f"The event is not valid: {_message(exc)}.")
+        return incoming
+    except RecursionError:
+        incoming.error = ("invalid_event", "The event nests arrays or objects too deeply.")
+        return incoming
     if isinstance(value, dict):
         event_id, register, seq = value.get("event_id"), value.get("register"), value.get("seq")
         incoming.event_id = event_id if isinstance(event_id, str) else None
         incoming.register_code = register if isinstance(register, str) else None
-        incoming.seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+        # Kept on the dead letter, in a bigint column: an out-of-range seq is not kept.
+        in_range = isinstance(seq, int) and not isinstance(seq, bool) and -(2**63) <= seq < 2**63
+        incoming.seq = seq if in_range else None
         incoming.canonical = _sorted.encode(value)
         incoming.content_hash = hashlib.sha256(incoming.canonical).hexdigest()
     else:
@@ -122,7 +138,7 @@ def parse_event(position: int, raw: bytes) -> Incoming:
             text = text.replace(" - at $", " - at $.event")
         incoming.error = ("invalid_event", f"The event is not valid: {text}.")
         return incoming
-    problem = _semantic_problem(envelope, data)
+    problem = _semantic_problem(envelope, data, incoming.canonical)
     if problem:
         incoming.error = ("invalid_event", problem)
         return incoming
@@ -132,7 +148,14 @@ def parse_event(position: int, raw: bytes) -> Incoming:
     return incoming
 
 
-def _semantic_problem(envelope: schema.Envelope, data: Any) -> str | None:
+# A NUL character, escaped in canonical JSON (an even run of backslashes before it is text).
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _semantic_problem(envelope: schema.Envelope, data: Any, canonical: bytes) -> str | None:
+    if _NUL.search(canonical):
+        # PostgreSQL text cannot hold NUL: the event would fail the whole batch when stored.
+        return "The event is not valid: a string contains a NUL character."
     if isinstance(data, schema.SaleData):
         numbers = [line.line_no for line in data.lines]
         if len(set(numbers)) != len(numbers):

@@ -20,6 +20,12 @@ Qty = Annotated[str, msgspec.Meta(pattern=r"^-?[0-9]{1,10}(\.[0-9]{1,3})?$")]
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 ShortCode = Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
 Text = Annotated[str, msgspec.Meta(max_length=500)]
+# Bounded by the columns they are stored in (a longer value would fail the whole batch there).
+CashierCode = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+Reason = Annotated[str, msgspec.Meta(max_length=200)]
+Reference = Annotated[str, msgspec.Meta(max_length=120)]
+SeqRef = Annotated[int, msgspec.Meta(ge=0, le=2**62)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
 Seq = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
 LineNo = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
 Instant = Annotated[dt.datetime, msgspec.Meta(tz=True)]
@@ -70,7 +76,7 @@ class SaleLine(msgspec.Struct):
     tax_code: ShortCode
     line_total: Money
     discount: Money = "0"
-    price_override_reason: Text | None = None
+    price_override_reason: Reason | None = None
     original_line_no: LineNo | None = None
 
 
@@ -78,7 +84,7 @@ class SaleTender(msgspec.Struct):
     method: ShortCode
     amount: Money
     change: Money = "0"
-    reference: Text | None = None
+    reference: Reference | None = None
     offline_authorized: bool = False
 
 
@@ -95,7 +101,7 @@ class SaleData(msgspec.Struct):
     tenders: Annotated[list[SaleTender], msgspec.Meta(max_length=50)]
     totals: Totals
     basket_id: Code | None = None
-    cashier: Code | None = None
+    cashier: CashierCode | None = None
     session_id: Code | None = None
 
 
@@ -105,16 +111,16 @@ class ReturnData(SaleData):
 
 class SessionOpenData(msgspec.Struct):
     session_id: Code
-    cashier: Code
+    cashier: CashierCode
     opening_float: Money
 
 
 class SessionCloseData(msgspec.Struct):
     session_id: Code
-    first_seq: Annotated[int, msgspec.Meta(ge=0)]
-    last_seq: Annotated[int, msgspec.Meta(ge=0)]
-    sale_count: Annotated[int, msgspec.Meta(ge=0)]
-    return_count: Annotated[int, msgspec.Meta(ge=0)]
+    first_seq: SeqRef
+    last_seq: SeqRef
+    sale_count: Count
+    return_count: Count
     gross: Money
     tax: Money
     tenders: dict[ShortCode, Money]
@@ -125,7 +131,7 @@ class CashMovementData(msgspec.Struct):
     kind: Literal["pay_in", "pay_out", "drop"]
     amount: Money
     session_id: Code | None = None
-    reason: Text | None = None
+    reason: Reason | None = None
 
 
 class AdjustmentLine(msgspec.Struct):
