@@ -11,10 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from erp.errors import Conflict, ValidationFailed
+from stores.models import Register
 from sync.exception_queue import exceptions_resolve_automatically
 from sync.models import DeadLetter
 from sync.push.parse import parse_event
-from sync.push.service import batch_ingest
+from sync.push.service import batch_ingest, register_high_water_refresh
 
 _NAMESPACE = uuid.UUID("6f1c2a52-5d0e-4b8e-9d8e-8a7f1f0d7c11")
 
@@ -83,4 +84,9 @@ def dead_letter_void(*, dead_letter: DeadLetter, actor: Any, reason: str) -> Dea
         note=f"Dead letter {dead_letter.pk} voided: {reason.strip()}",
         now=now,
     )
+    register = Register.objects.filter(
+        store_id=dead_letter.store_id, code=dead_letter.register_code
+    ).first()
+    if register is not None and dead_letter.seq is not None:
+        register_high_water_refresh(register_id=register.pk)
     return dead_letter

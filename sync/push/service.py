@@ -439,6 +439,61 @@ def _store_dead_letters(*, store, batch_id, now, dead, problems) -> None:
         )
 
 
+def received_seqs(*, register_id: int, register_code: str, above: int) -> set[int]:
+    """The seqs above ``above`` that count as received for high water: stored events,
+    conflicts, and dead letters staff voided (a rejected event holds high water back only
+    until it is fixed or voided)."""
+    from sync.models import DeadLetter
+
+    return (
+        set(
+            Event.objects.filter(register_id=register_id, seq__gt=above).values_list(
+                "seq", flat=True
+            )
+        )
+        | set(
+            EventConflict.objects.filter(register_id=register_id, seq__gt=above).values_list(
+                "seq", flat=True
+            )
+        )
+        | set(
+            DeadLetter.objects.filter(
+                store__registers=register_id,
+                register_code=register_code,
+                status=DeadLetter.Status.VOIDED,
+                seq__gt=above,
+            ).values_list("seq", flat=True)
+        )
+    )
+
+
+def register_high_water_refresh(*, register_id: int) -> int:
+    """Recompute one register's high water (after a dead letter is voided). Returns it."""
+    from sync.models import RegisterSyncState
+
+    state = RegisterSyncState.objects.select_for_update().filter(register_id=register_id).first()
+    if state is None:
+        return 0
+    register = Register.objects.get(pk=register_id)
+    seqs = received_seqs(
+        register_id=register_id, register_code=register.code, above=state.high_water
+    )
+    high = state.high_water
+    while high + 1 in seqs:
+        high += 1
+    if high != state.high_water:
+        RegisterSyncState.objects.filter(register_id=register_id).update(high_water=high)
+        now = timezone.now()
+        gaps = _gaps(high, max(state.max_seq, high), seqs)
+        exceptions_resolve_automatically(
+            prefix=f"seq_gap:{register_id}:",
+            keep=[f"seq_gap:{register_id}:{start}" for start, _ in gaps],
+            note="The missing events arrived or were voided.",
+            now=now,
+        )
+    return high
+
+
 def _advance_high_water(*, store, states, events, registers, now, problems) -> dict[str, int]:
     from sync.models import RegisterSyncState
 
@@ -448,15 +503,8 @@ def _advance_high_water(*, store, states, events, registers, now, problems) -> d
     for register_id, state in states.items():
         received = by_register.get(register_id, [])
         high = state.high_water
-        seqs = set(
-            Event.objects.filter(register_id=register_id, seq__gt=high).values_list(
-                "seq", flat=True
-            )
-        ) | set(
-            EventConflict.objects.filter(register_id=register_id, seq__gt=high).values_list(
-                "seq", flat=True
-            )
-        )
+        code = next(r.code for r in registers.values() if r.pk == register_id)
+        seqs = received_seqs(register_id=register_id, register_code=code, above=high)
         while high + 1 in seqs:
             high += 1
         max_seq = max([state.max_seq, high, *seqs]) if seqs else max(state.max_seq, high)
@@ -468,7 +516,6 @@ def _advance_high_water(*, store, states, events, registers, now, problems) -> d
         RegisterSyncState.objects.filter(register_id=register_id).update(
             high_water=high, max_seq=max_seq, last_event_at=last_event_at, last_push_at=now
         )
-        code = next(r.code for r in registers.values() if r.pk == register_id)
         prefix = f"seq_gap:{register_id}:"
         gaps = _gaps(high, max_seq, seqs)
         keep = [f"{prefix}{start}" for start, _ in gaps]
