@@ -361,15 +361,20 @@ def run_http(pg: str, port: int, key: str, streams: list[list[list[dict]]]) -> d
 
 
 def prefill(pg: str, n: int) -> None:
-    """Fill the tables with ``n`` older sales by COPY (other registers, so they do not clash)."""
-    print(f"prefilling {n} sales by COPY …", flush=True)
-    streams = workload(n, 500, 1, seed=99)
-    for stream in streams:
-        for batch in stream:
-            for e in batch:
-                e["register"] = "R4"
-                e["seq"] += 10_000_000
-    copy_reference(pg, streams)
+    """Fill the tables with ``n`` older sales by COPY, generated in chunks (register R4 with
+    seqs far above the measured ones, and another business period, so nothing clashes)."""
+    print(f"prefilling {n:,} sales by COPY …", flush=True)
+    rng = random.Random(99)
+    price = prices()
+    register = Register("BER1", "Europe/Berlin", "R4", rng)
+    register.seq = 10_000_000
+    register.clock = dt.datetime(2025, 1, 2, 8, 0, tzinfo=register.tz)
+    done = 0
+    while done < n:
+        chunk = min(50_000, n - done)
+        sales = [register.sale(price) for _ in range(chunk)]
+        copy_reference(pg, [[sales[i : i + 500] for i in range(0, chunk, 500)]])
+        done += chunk
     with psycopg.connect(f"{pg}/{DB}", autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
 

@@ -131,11 +131,18 @@ def parse_event(position: int, raw: bytes) -> Incoming:
         return incoming
     try:
         envelope = msgspec.convert(value, schema.Envelope)
+    except msgspec.ValidationError as exc:
+        incoming.error = ("invalid_event", f"The event is not valid: {_message(exc)}.")
+        return incoming
+    try:
         data = msgspec.convert(envelope.data, schema.DATA_TYPES[envelope.type])
     except msgspec.ValidationError as exc:
+        # msgspec's path starts at the data object; name the place within the event.
         text = _message(exc)
-        if text.startswith("Object missing required field") or "$." not in text:
-            text = text.replace(" - at $", " - at $.event")
+        if " - at $" in text:
+            text = text.replace(" - at $", " - at $.data")
+        else:
+            text = f"{text} - at $.data"
         incoming.error = ("invalid_event", f"The event is not valid: {text}.")
         return incoming
     problem = _semantic_problem(envelope, data, incoming.canonical)
