@@ -2,8 +2,10 @@
 
 Called by ingestion with many moves at once. Levels change only through
 ``INSERT … ON CONFLICT (location, product) DO UPDATE SET qty = qty + excluded.qty``: the row
-lock taken by that statement serialises concurrent writers on one SKU, so no update is lost,
-and rows are touched in (location, product) order so two batches cannot deadlock.
+lock taken by that statement serialises concurrent writers on one SKU, so no update is lost.
+Rows are touched in (location, product) order within each statement; a batch with stock
+counts flushes its moves in several runs, so two such batches can still deadlock, which
+PostgreSQL detects and ingestion answers as ``409 batch_in_progress`` for the node to retry.
 """
 
 from __future__ import annotations
@@ -131,6 +133,14 @@ def stock_count_record(
     from inventory.models import StockCount, StockCountLine
 
     product_ids = sorted(line.product_id for line in lines)
+    # Every counted product gets a level row before the read, so the lock below covers rows a
+    # concurrent batch would otherwise create between our read and our write.
+    insert_rows(
+        "inventory_stocklevel",
+        _LEVEL_COLUMNS,
+        [(location_id, pid, Decimal("0"), now) for pid in product_ids],
+        on_conflict="ON CONFLICT (location_id, product_id) DO NOTHING",
+    )
     locked = dict(
         StockLevel.objects.select_for_update()
         .filter(location_id=location_id, product_id__in=product_ids)

@@ -169,7 +169,11 @@ def products_bulk_upsert(*, actor: Any, rows: Sequence[dict[str, Any]]) -> BulkR
     """
     tax_rates = {t.code: t for t in TaxRate.objects.all()}
     skus = [row["sku"] for row in rows]
-    existing = {p.sku: p for p in Product.objects.filter(sku__in=skus)}
+    # Locked, in primary-key order, so an edit made meanwhile (admin, API) is not overwritten
+    # by the copies read here: it waits for this request, or this request waits for it.
+    existing = {
+        p.sku: p for p in Product.objects.select_for_update().filter(sku__in=skus).order_by("pk")
+    }
     row_errors: dict[int, dict[str, list[str]]] = defaultdict(dict)
 
     first_index: dict[str, int] = {}
@@ -420,7 +424,9 @@ def prices_bulk_upsert(
     products = {p.sku: p for p in Product.objects.filter(sku__in=skus)}
     stored: dict[tuple[int, dt.date], Price] = {
         (p.product_id, p.valid_from): p
-        for p in Price.objects.filter(price_list=price_list, product__sku__in=skus)
+        for p in Price.objects.select_for_update()
+        .filter(price_list=price_list, product__sku__in=skus)
+        .order_by("pk")
     }
     row_errors: dict[int, dict[str, list[str]]] = defaultdict(dict)
     final: dict[int, dict[dt.date, tuple[dt.date | None, int | None]]] = defaultdict(dict)

@@ -132,7 +132,10 @@ QUANTITY = {"max_digits": 14, "decimal_places": 3}
 class TillSession(models.Model):
     """A cashier's shift on a register, from ``session_open`` to ``session_close`` (Z-report)."""
 
-    session_id = models.CharField(primary_key=True, max_length=64)
+    id = models.BigAutoField(primary_key=True)
+    # The node names its sessions; names are unique within a store only, so that one store's
+    # node can never touch another store's shift.
+    session_id = models.CharField(max_length=64)
     store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="sessions")
     register = models.ForeignKey(Register, on_delete=models.PROTECT, related_name="sessions")
     cashier = models.CharField(max_length=32, blank=True)
@@ -153,6 +156,9 @@ class TillSession(models.Model):
 
     class Meta:
         ordering = ["store", "register", "opened_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["store", "session_id"], name="session_unique_in_store")
+        ]
 
     def __str__(self) -> str:
         return f"session {self.session_id}"

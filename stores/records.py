@@ -138,8 +138,9 @@ def till_session_open_record(
     from stores.models import TillSession
 
     session, _ = TillSession.objects.get_or_create(
+        store_id=store_id,
         session_id=session_id,
-        defaults={"store_id": store_id, "register_id": register_id},
+        defaults={"register_id": register_id},
     )
     TillSession.objects.filter(pk=session.pk).update(
         cashier=cashier,
@@ -170,8 +171,9 @@ def till_session_close_record(
     from stores.models import TillSession
 
     session, _ = TillSession.objects.get_or_create(
+        store_id=store_id,
         session_id=session_id,
-        defaults={"store_id": store_id, "register_id": register_id, "business_date": business_date},
+        defaults={"register_id": register_id, "business_date": business_date},
     )
     TillSession.objects.filter(pk=session.pk).update(
         closed_at=closed_at,

@@ -1,8 +1,9 @@
 """Raising and auto-resolving reconciliation exceptions.
 
 Raising is idempotent: each exception has a ``dedup_key`` (type plus what it is about), and
-``INSERT … ON CONFLICT (dedup_key) DO NOTHING`` makes a second raise — a replayed event, two
-batches racing — a no-op instead of an error that would abort the batch.
+``INSERT … ON CONFLICT (dedup_key)`` makes a second raise of an open exception — a replayed
+event, two batches racing — a no-op instead of an error that would abort the batch, while a
+problem that comes back after it was resolved (a clock drifting off again) reopens it.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ _encoder = DjangoJSONEncoder()
 
 
 def exceptions_raise(*, problems: Sequence[Problem], now: dt.datetime) -> int:
-    """Open an exception for each problem not already known. Returns how many were new."""
+    """Open an exception for each problem not already open. Returns how many were opened
+    (new or reopened)."""
     if not problems:
         return 0
     unique = {p.dedup_key: p for p in problems}
@@ -73,7 +75,13 @@ def exceptions_raise(*, problems: Sequence[Problem], now: dt.datetime) -> int:
             )
             for p in unique.values()
         ],
-        on_conflict="ON CONFLICT (dedup_key) DO NOTHING",
+        # Known and open: nothing to do. Known but resolved: the problem is back, so reopen it.
+        on_conflict=(
+            "ON CONFLICT (dedup_key) DO UPDATE SET status = 'open', resolved_at = NULL, "
+            "resolved_by_id = NULL, message = excluded.message, details = excluded.details, "
+            "updated_at = excluded.updated_at "
+            "WHERE sync_reconciliationexception.status = 'resolved'"
+        ),
         returning="id",
     )  # fmt: skip
     if returned:

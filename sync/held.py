@@ -3,7 +3,8 @@
 An event is held when it names a SKU head office does not know yet (``unknown_sku``) or is a
 return whose original sale has not arrived (``original_not_received``). Creating the product
 or ingesting the sale sends a task (on commit) that retries exactly the events waiting for
-it; a periodic sweep retries every held event, so nothing waits forever if a task is lost.
+it; a periodic sweep retries every held event whose blocker has arrived, so nothing waits
+forever if a task is lost.
 Retrying is idempotent: each event is locked and applied only while it is still held.
 """
 
@@ -16,6 +17,7 @@ import msgspec
 from django.db import transaction
 from django.utils import timezone
 
+from inventory.models import Product
 from stores.models import Register, Sale, Store
 from sync.exception_queue import exceptions_raise
 from sync.models import Event
@@ -39,14 +41,37 @@ def held_events_release(*, reason: str, waiting_for: Sequence[str]) -> int:
     return sum(held_event_retry(event_pk=pk) for pk in pks)
 
 
-def held_events_sweep(*, limit: int = 5000) -> int:
-    """Retry every held event (oldest first, at most ``limit``). Returns how many applied."""
-    pks = list(
-        Event.objects.filter(status=Event.Status.HELD)
-        .order_by("received_at", "seq")
-        .values_list("pk", flat=True)[:limit]
+def held_events_sweep() -> int:
+    """Retry every held event whose blocker is gone. Returns how many applied.
+
+    Looks at what held events wait for (distinct SKUs and sales, few even when many events
+    wait), keeps those that now exist, and releases exactly their events — so events that
+    still wait cost nothing and never crowd out the ones that can go.
+    """
+    held = Event.objects.filter(status=Event.Status.HELD)
+    skus = set(held.filter(hold_reason=UNKNOWN_SKU).values_list("waiting_for", flat=True))
+    originals = set(
+        held.filter(hold_reason=ORIGINAL_NOT_RECEIVED).values_list("waiting_for", flat=True)
     )
-    return sum(held_event_retry(event_pk=pk) for pk in pks)
+    present_skus = set(Product.objects.filter(sku__in=skus).values_list("sku", flat=True))
+    wanted = []
+    for text in originals:
+        try:
+            wanted.append(uuid.UUID(text))
+        except ValueError:
+            continue
+    present_sales = {
+        str(eid)
+        for eid in Sale.objects.filter(event_id__in=wanted).values_list("event_id", flat=True)
+    }
+    applied = 0
+    if present_skus:
+        applied += held_events_release(reason=UNKNOWN_SKU, waiting_for=sorted(present_skus))
+    if present_sales:
+        applied += held_events_release(
+            reason=ORIGINAL_NOT_RECEIVED, waiting_for=sorted(present_sales)
+        )
+    return applied
 
 
 def held_event_retry(*, event_pk: int) -> bool:

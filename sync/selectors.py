@@ -19,33 +19,92 @@ from sync.models import (
     RegisterSyncState,
 )
 
+SEQ_PAGE = 5000
 
-def register_gaps(*, register_id: int, high_water: int, max_seq: int) -> list[list[int]]:
-    """Missing ranges ``[from, to]`` between high water and the highest seq received."""
-    if max_seq <= high_water:
-        return []
-    seqs = set(
-        Event.objects.filter(register_id=register_id, seq__gt=high_water).values_list(
-            "seq", flat=True
-        )
-    ) | set(
-        EventConflict.objects.filter(register_id=register_id, seq__gt=high_water).values_list(
-            "seq", flat=True
-        )
-    )
-    gaps: list[list[int]] = []
-    start = None
-    for n in range(high_water + 1, max_seq + 1):
-        if n not in seqs and start is None:
-            start = n
-        elif n in seqs and start is not None:
-            gaps.append([start, n - 1])
-            start = None
+
+def received_seqs(
+    *, register_id: int, register_code: str, above: int, limit: int = SEQ_PAGE
+) -> list[int]:
+    """The lowest received seqs above ``above``, sorted — at most about ``limit`` of them.
+
+    Received, for high water, means stored events, conflicts, and dead letters staff voided
+    (a rejected event holds high water back only until it is fixed or voided). Bounded, so a
+    register with a long tail after an old gap costs a page per batch, not its whole tail.
+    """
+    sources = [
+        Event.objects.filter(register_id=register_id, seq__gt=above),
+        EventConflict.objects.filter(register_id=register_id, seq__gt=above),
+        DeadLetter.objects.filter(
+            store__registers=register_id,
+            register_code=register_code,
+            status=DeadLetter.Status.VOIDED,
+            seq__gt=above,
+        ),
+    ]
+    merged: set[int] = set()
+    ceiling: int | None = None
+    for queryset in sources:
+        page = list(queryset.order_by("seq").values_list("seq", flat=True)[:limit])
+        merged.update(page)
+        if len(page) == limit:  # this source goes on past its page: trust nothing beyond it
+            ceiling = page[-1] if ceiling is None else min(ceiling, page[-1])
+    return sorted(n for n in merged if ceiling is None or n <= ceiling)
+
+
+def contiguous_high(high: int, seqs: list[int]) -> int:
+    """The largest n ≥ ``high`` such that every seq in (high, n] is in ``seqs`` (sorted)."""
+    for seq in seqs:
+        if seq == high + 1:
+            high = seq
+        elif seq > high + 1:
+            break
+    return high
+
+
+def high_water_from(*, register_id: int, register_code: str, high: int) -> tuple[int, list[int]]:
+    """Advance ``high`` over every contiguous received seq. Returns the new high water and
+    the page of received seqs above it (for gap reporting)."""
+    while True:
+        seqs = received_seqs(register_id=register_id, register_code=register_code, above=high)
+        advanced = contiguous_high(high, seqs)
+        if advanced == high or len(seqs) < SEQ_PAGE:
+            return advanced, [n for n in seqs if n > advanced]
+        high = advanced
+
+
+MAX_GAPS_REPORTED = 100
+
+
+def gap_ranges(high: int, seqs: list[int]) -> list[tuple[int, int]]:
+    """Missing ``(from, to)`` ranges between ``high`` and the received ``seqs`` above it.
+
+    Walks the received seqs, not the numbers between them: a till that jumps to seq 10**15
+    costs one range, not 10**15 steps. At most ``MAX_GAPS_REPORTED`` ranges, lowest first.
+    """
+    gaps: list[tuple[int, int]] = []
+    previous = high
+    for seq in seqs:
+        if seq <= previous:
+            continue
+        if seq > previous + 1:
+            gaps.append((previous + 1, seq - 1))
+            if len(gaps) == MAX_GAPS_REPORTED:
+                break
+        previous = seq
     return gaps
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+def register_gaps(*, register_id: int, register_code: str, high_water: int) -> list[list[int]]:
+    """Missing ranges ``[from, to]`` between high water and the highest seq received."""
+    _, seqs = high_water_from(register_id=register_id, register_code=register_code, high=high_water)
+    return [[a, b] for a, b in gap_ranges(high_water, seqs)]
+
+
+def iso_utc(value: dt.datetime | None) -> str | None:
+    """An instant as RFC 3339 in UTC with milliseconds and a ``Z``, as the protocol answers."""
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def store_sync_overview(*, store: Store) -> list[dict[str, Any]]:
@@ -78,9 +137,9 @@ def store_sync_overview(*, store: Store) -> list[dict[str, Any]]:
                 "high_water": high,
                 "max_seq": state.max_seq if state else 0,
                 "gaps": register_gaps(
-                    register_id=register.pk, high_water=high, max_seq=state.max_seq
+                    register_id=register.pk, register_code=register.code, high_water=high
                 )
-                if state
+                if state and state.max_seq > high
                 else [],
                 "last_event_at": state.last_event_at if state else None,
                 "last_push_at": state.last_push_at if state else None,
@@ -98,7 +157,7 @@ def sync_status(*, node_key: NodeKey) -> dict[str, Any]:
         row["code"]: {
             "high_water": row["high_water"],
             "gaps": row["gaps"],
-            "last_event_at": _iso(row["last_event_at"]),
+            "last_event_at": iso_utc(row["last_event_at"]),
             "held": row["held"],
             "conflicts": row["conflicts"],
             "rejected": row["rejected"],
@@ -109,18 +168,18 @@ def sync_status(*, node_key: NodeKey) -> dict[str, Any]:
     nodes = [
         {
             "key_prefix": s.node_key.prefix,
-            "last_push_at": _iso(s.last_push_at),
+            "last_push_at": iso_utc(s.last_push_at),
             "clock_skew_seconds": s.clock_skew_seconds,
         }
         for s in NodeSyncState.objects.filter(store=store).select_related("node_key")
     ]
     return {
-        "server_time": _iso(timezone.now()),
+        "server_time": iso_utc(timezone.now()),
         "store": store.code,
         "registers": registers,
         "node": {
             "key_prefix": node_key.prefix,
-            "last_push_at": _iso(node.last_push_at) if node else None,
+            "last_push_at": iso_utc(node.last_push_at) if node else None,
             "clock_skew_seconds": node.clock_skew_seconds if node else None,
         },
         "nodes": nodes,

@@ -27,6 +27,7 @@ from sync.exception_queue import Problem, Type, exceptions_raise, exceptions_res
 from sync.models import Batch, Event, EventConflict
 from sync.push.apply import Applier, Catalogue
 from sync.push.parse import Incoming, parse_batch
+from sync.selectors import gap_ranges, high_water_from, iso_utc
 
 
 class ForbiddenRegister(ApplicationError):
@@ -51,16 +52,13 @@ class BatchInProgress(ApplicationError):
 class PushResult:
     body: bytes
     replayed: bool
-    held_sales_waiting: list[str]
-    skus_waiting: list[str]
+    applied_sales: list[str]
+    held_skus: list[str]
+    held_originals: list[str]
 
 
 _encoder = msgspec.json.Encoder()
 _ATTEMPTS = 3
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def batch_push(*, node_key: NodeKey, body: bytes) -> PushResult:
@@ -105,7 +103,10 @@ def batch_ingest(*, store_id: int, node_key: NodeKey | None, body: bytes) -> Pus
             if attempt == _ATTEMPTS:
                 raise
         except OperationalError as exc:
-            if "lock" not in str(exc).lower():
+            text = str(exc).lower()
+            if "deadlock" in text and attempt < _ATTEMPTS:
+                continue  # PostgreSQL chose this batch as the victim: run it again
+            if "lock" not in text:
                 raise
             raise BatchInProgress(
                 "The batch, or a register it names, is busy with another request; retry shortly.",
@@ -145,8 +146,8 @@ def _process(
                 "This batch_id was used before with different events; use a new batch_id "
                 "for a new batch. Nothing was applied."
             )
-        return PushResult(body=bytes(response), replayed=True, held_sales_waiting=[],
-                          skus_waiting=[])  # fmt: skip
+        return PushResult(body=bytes(response), replayed=True, applied_sales=[], held_skus=[],
+                          held_originals=[])  # fmt: skip
 
     problems: list[Problem] = []
     events = parsed.events
@@ -239,6 +240,7 @@ def _process(
     applier = Applier(store=store, catalogue=catalogue, now=now, problems=problems)
     event_rows = []
     waiting_skus: set[str] = set()
+    waiting_originals: set[str] = set()
     for e in new:
         env = e.envelope
         hold = hold_reason(env.type, e.data, catalogue, sales_known)
@@ -251,6 +253,8 @@ def _process(
             reason, waiting_for, message = hold
             if reason == "unknown_sku":
                 waiting_skus.add(waiting_for)
+            else:
+                waiting_originals.add(waiting_for)
             e.result = {"event_id": e.event_id, "status": "held", "code": reason,
                         "message": message}  # fmt: skip
         event_rows.append(
@@ -292,29 +296,39 @@ def _process(
             "batch_id": str(batch_id),
             "results": [e.result for e in events],
             "high_water": high_water,
-            "server_time": _iso(now),
+            "server_time": iso_utc(now),
         }
     )
     Batch.objects.filter(batch_id=batch_id).update(response=response)
     waiting_sales = [str(x) for x in applier.applied_sales]
-    return PushResult(body=response, replayed=False, held_sales_waiting=waiting_sales,
-                      skus_waiting=sorted(waiting_skus))  # fmt: skip
+    return PushResult(body=response, replayed=False, applied_sales=waiting_sales,
+                      held_skus=sorted(waiting_skus),
+                      held_originals=sorted(waiting_originals))  # fmt: skip
 
 
 def _release_on_commit(result: PushResult) -> None:
-    """Held events that this batch unblocks are applied by a task once it has committed."""
-    from sync.tasks import held_events_release_for_sales
+    """Once this batch commits, retry the held events it may unblock, and its own.
 
+    Its own, too: a product (or the original sale) may commit in another transaction while
+    this one is open; that transaction's release could not see the events held here, so this
+    batch asks again after its commit. Retrying an event still blocked costs one lookup.
+    """
+    from sync.tasks import held_events_release_for_sales, held_events_release_for_skus
+
+    sales = list(result.applied_sales)
     if (
-        result.held_sales_waiting
+        sales
         and Event.objects.filter(
-            status=Event.Status.HELD,
-            hold_reason="original_not_received",
-            waiting_for__in=result.held_sales_waiting,
+            status=Event.Status.HELD, hold_reason="original_not_received", waiting_for__in=sales
         ).exists()
     ):
-        sales = list(result.held_sales_waiting)
         transaction.on_commit(lambda: held_events_release_for_sales.delay(sales))
+    if result.held_originals:
+        originals = list(result.held_originals)
+        transaction.on_commit(lambda: held_events_release_for_sales.delay(originals))
+    if result.held_skus:
+        skus = list(result.held_skus)
+        transaction.on_commit(lambda: held_events_release_for_skus.delay(skus))
 
 
 def _conflict_result(e: Incoming, reason: str) -> dict[str, Any]:
@@ -439,34 +453,6 @@ def _store_dead_letters(*, store, batch_id, now, dead, problems) -> None:
         )
 
 
-def received_seqs(*, register_id: int, register_code: str, above: int) -> set[int]:
-    """The seqs above ``above`` that count as received for high water: stored events,
-    conflicts, and dead letters staff voided (a rejected event holds high water back only
-    until it is fixed or voided)."""
-    from sync.models import DeadLetter
-
-    return (
-        set(
-            Event.objects.filter(register_id=register_id, seq__gt=above).values_list(
-                "seq", flat=True
-            )
-        )
-        | set(
-            EventConflict.objects.filter(register_id=register_id, seq__gt=above).values_list(
-                "seq", flat=True
-            )
-        )
-        | set(
-            DeadLetter.objects.filter(
-                store__registers=register_id,
-                register_code=register_code,
-                status=DeadLetter.Status.VOIDED,
-                seq__gt=above,
-            ).values_list("seq", flat=True)
-        )
-    )
-
-
 def register_high_water_refresh(*, register_id: int) -> int:
     """Recompute one register's high water (after a dead letter is voided). Returns it."""
     from sync.models import RegisterSyncState
@@ -474,23 +460,16 @@ def register_high_water_refresh(*, register_id: int) -> int:
     state = RegisterSyncState.objects.select_for_update().filter(register_id=register_id).first()
     if state is None:
         return 0
-    register = Register.objects.get(pk=register_id)
-    seqs = received_seqs(
-        register_id=register_id, register_code=register.code, above=state.high_water
+    register = Register.objects.select_related("store").get(pk=register_id)
+    high, seqs = high_water_from(
+        register_id=register_id, register_code=register.code, high=state.high_water
     )
-    high = state.high_water
-    while high + 1 in seqs:
-        high += 1
     if high != state.high_water:
         RegisterSyncState.objects.filter(register_id=register_id).update(high_water=high)
-        now = timezone.now()
-        gaps = _gaps(high, max(state.max_seq, high), seqs)
-        exceptions_resolve_automatically(
-            prefix=f"seq_gap:{register_id}:",
-            keep=[f"seq_gap:{register_id}:{start}" for start, _ in gaps],
-            note="The missing events arrived or were voided.",
-            now=now,
-        )
+    problems: list[Problem] = []
+    now = timezone.now()
+    _seq_gaps_refresh(register=register, high=high, seqs=seqs, problems=problems, now=now)
+    exceptions_raise(problems=problems, now=now)
     return high
 
 
@@ -500,14 +479,19 @@ def _advance_high_water(*, store, states, events, registers, now, problems) -> d
     by_register: dict[int, list[Incoming]] = {}
     for e in events:
         by_register.setdefault(registers[e.envelope.register].pk, []).append(e)
+    by_pk = {r.pk: r for r in registers.values()}
     for register_id, state in states.items():
         received = by_register.get(register_id, [])
-        high = state.high_water
-        code = next(r.code for r in registers.values() if r.pk == register_id)
-        seqs = received_seqs(register_id=register_id, register_code=code, above=high)
-        while high + 1 in seqs:
-            high += 1
-        max_seq = max([state.max_seq, high, *seqs]) if seqs else max(state.max_seq, high)
+        register = by_pk[register_id]
+        high, seqs = high_water_from(
+            register_id=register_id, register_code=register.code, high=state.high_water
+        )
+        max_seq = max(
+            state.max_seq,
+            high,
+            max(seqs, default=0),
+            max((e.envelope.seq for e in received), default=0),
+        )
         last_event_at = max(
             [e.envelope.occurred_at for e in received]
             + ([state.last_event_at] if state.last_event_at else []),
@@ -516,25 +500,7 @@ def _advance_high_water(*, store, states, events, registers, now, problems) -> d
         RegisterSyncState.objects.filter(register_id=register_id).update(
             high_water=high, max_seq=max_seq, last_event_at=last_event_at, last_push_at=now
         )
-        prefix = f"seq_gap:{register_id}:"
-        gaps = _gaps(high, max_seq, seqs)
-        keep = [f"{prefix}{start}" for start, _ in gaps]
-        for start, end in gaps:
-            problems.append(
-                Problem(
-                    type=Type.SEQ_GAP,
-                    store_id=store.pk,
-                    dedup_key=f"{prefix}{start}",
-                    message=f"Register {code} has not sent seq {start}"
-                    + (f"–{end}" if end != start else "")
-                    + f"; high water is {high}.",
-                    register_id=register_id,
-                    details={"from": start, "to": end},
-                )
-            )
-        exceptions_resolve_automatically(
-            prefix=prefix, keep=keep, note="The missing events arrived.", now=now
-        )
+        _seq_gaps_refresh(register=register, high=high, seqs=seqs, problems=problems, now=now)
     return {
         code: hw
         for code, hw in RegisterSyncState.objects.filter(store=store)
@@ -543,18 +509,44 @@ def _advance_high_water(*, store, states, events, registers, now, problems) -> d
     }
 
 
-def _gaps(high: int, max_seq: int, seqs: set[int]) -> list[tuple[int, int]]:
-    gaps: list[tuple[int, int]] = []
-    start = None
-    for n in range(high + 1, max_seq + 1):
-        if n not in seqs and start is None:
-            start = n
-        elif n in seqs and start is not None:
-            gaps.append((start, n - 1))
-            start = None
-    if start is not None:  # pragma: no cover - max_seq is always a received seq
-        gaps.append((start, max_seq))
-    return gaps
+def _seq_gaps_refresh(
+    *, register: Register, high: int, seqs: list[int], problems: list[Problem], now: dt.datetime
+) -> None:
+    """Raise a ``seq_gap`` exception per missing range, and resolve those that were filled.
+
+    Only gaps up to the last received seq looked at (``seqs`` is one page) are judged: an
+    exception for a gap beyond that page is left as it is.
+    """
+    from sync.models import ReconciliationException
+
+    prefix = f"seq_gap:{register.pk}:"
+    gaps = gap_ranges(high, seqs)
+    for start, end in gaps:
+        problems.append(
+            Problem(
+                type=Type.SEQ_GAP,
+                store_id=register.store_id,
+                dedup_key=f"{prefix}{start}",
+                message=f"Register {register.code} has not sent seq {start}"
+                + (f"–{end}" if end != start else "")
+                + f"; high water is {high}.",
+                register_id=register.pk,
+                details={"from": start, "to": end},
+            )
+        )
+    judged_up_to = seqs[-1] if seqs else high
+    current = {f"{prefix}{start}" for start, _ in gaps}
+    filled = [
+        key
+        for key in ReconciliationException.objects.filter(dedup_key__startswith=prefix)
+        .exclude(status=ReconciliationException.Status.RESOLVED)
+        .values_list("dedup_key", flat=True)
+        if key not in current and int(key.rsplit(":", 1)[1]) <= judged_up_to
+    ]
+    if filled:
+        exceptions_resolve_automatically(
+            dedup_keys=filled, note="The missing events arrived or were voided.", now=now
+        )
 
 
 def _record_node_clock(*, node_key, store, node_time, now, problems) -> None:

@@ -34,7 +34,7 @@ class Till:
         self.seq += 1
         local = dt.datetime.combine(
             self.day, dt.time(10, 0), ZoneInfo(self.timezone)
-        ) + dt.timedelta(seconds=self.seq)
+        ) + dt.timedelta(seconds=self.seq % 36_000)
         event = {
             "event_id": str(uuid.uuid4()),
             "type": kind,

@@ -698,7 +698,7 @@ def test_status_reports_what_hq_holds(push, status, r1: Till, registers) -> None
     assert body["registers"]["R1"] == {
         "high_water": 2,
         "gaps": [[3, 3]],
-        "last_event_at": "2026-11-23T09:00:04Z",
+        "last_event_at": "2026-11-23T09:00:04.000Z",
         "held": 1,
         "conflicts": 1,
         "rejected": 1,
