@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from decimal import Decimal
 
 from django.db.models import Prefetch, Q, QuerySet
 
@@ -47,3 +49,11 @@ def prices_valid_on(queryset: QuerySet[Price], day: dt.date) -> QuerySet[Price]:
 
 def stock_location_list() -> QuerySet[StockLocation]:
     return StockLocation.objects.all()
+
+
+@functools.lru_cache(maxsize=256)
+def currency_quantum(code: str) -> Decimal:
+    """``Decimal("0.01")`` for EUR, ``Decimal("1")`` for JPY: ISO 4217 minor units are fixed,
+    so they are read once per process. An unknown code keeps 4 decimals (the columns')."""
+    minor = Currency.objects.filter(code=code).values_list("minor_units", flat=True).first()
+    return Decimal(1).scaleb(-(minor if minor is not None else 4))

@@ -26,6 +26,8 @@ if ! postgres_up; then
   fi
   echo "services: starting PostgreSQL $version"
   as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  # If the package's install step had already started it, the trust lines need a reload.
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main reload || true
   for _ in $(seq 1 30); do postgres_up && break; sleep 1; done
   postgres_up || { echo "services: PostgreSQL did not start" >&2; exit 1; }
 fi

@@ -648,7 +648,7 @@ class DeadLetterAdmin(DecisionAdmin):
                 "action": "void_selected",
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                 "intro": "These events will be closed without being applied. Their register's "
-                "high water stays where it is; say why.",
+                "high water moves past them as if received; say why.",
                 "submit": "Void",
             },
         )

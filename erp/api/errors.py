@@ -38,12 +38,12 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
 
-def _plain(detail: Any) -> Any:
+def plain_errors(detail: Any) -> Any:
     """ErrorDetail trees to plain JSON (strings, lists, dicts)."""
     if isinstance(detail, dict):
-        return {str(key): _plain(value) for key, value in detail.items()}
+        return {str(key): plain_errors(value) for key, value in detail.items()}
     if isinstance(detail, list):
-        return [_plain(item) for item in detail]
+        return [plain_errors(item) for item in detail]
     return str(detail)
 
 
@@ -56,7 +56,7 @@ def _codes(detail: Any) -> set[str]:
 
 
 def _validation_response(detail: Any) -> Response:
-    details = _plain(detail)
+    details = plain_errors(detail)
     if not isinstance(details, dict):
         details = {"non_field_errors": details if isinstance(details, list) else [details]}
     if "unknown_field" in _codes(detail):

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
+from erp.api.errors import plain_errors as _plain
 from erp.api.serializers import StrictSerializer
 from erp.errors import ApplicationError, PayloadTooLarge, ValidationFailed
 
@@ -107,11 +108,3 @@ def bulk_rows(request: Request, row_serializer: type[StrictSerializer]) -> list[
             details={"rows": errors},
         )
     return validated
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return str(value)

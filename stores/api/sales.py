@@ -6,10 +6,13 @@ strings; returns carry positive amounts and ``type`` gives the sign.
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters as filters
 from rest_framework import serializers
 
 from erp.api.views import ReadViewSet
+from inventory.selectors import currency_quantum
 from stores import selectors
 from stores.models import Sale, SaleLine, Tender
 
@@ -76,6 +79,20 @@ class SaleSerializer(serializers.ModelSerializer):
             "tenders",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance: Sale) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        # Amounts travel with the currency's number of decimals ("3.98" EUR, "398" JPY).
+        quantum = currency_quantum(instance.currency)
+        for name in ("net", "tax", "gross"):
+            data[name] = str(getattr(instance, name).quantize(quantum))
+        for line, row in zip(instance.lines.all(), data["lines"], strict=True):
+            for name in ("unit_price", "discount", "line_total"):
+                row[name] = str(getattr(line, name).quantize(quantum))
+        for tender, row in zip(instance.tenders.all(), data["tenders"], strict=True):
+            for name in ("amount", "change"):
+                row[name] = str(getattr(tender, name).quantize(quantum))
+        return data
 
 
 class SaleFilter(filters.FilterSet):

@@ -356,13 +356,6 @@ class Applier:
                     {"line_no": str(line.line_no), "expected": str(expected),
                      "line_total": str(line.line_total)}
                 )  # fmt: skip
-            tax = line_tax(self.catalogue, line.tax_code, line.line_total)
-            if tax is None:
-                tax_known = False
-                continue
-            tax_total += tax
-            if not self.catalogue.tax_rates[line.tax_code][1]:
-                exclusive_tax += tax
             product = self.catalogue.products[line.sku]
             listed = self.catalogue.list_price(product.id, envelope.business_date)
             if not line.price_override_reason and listed != line.unit_price:
@@ -376,6 +369,13 @@ class Applier:
                              "list_price": None if listed is None else str(listed)},
                     **common,
                 )  # fmt: skip
+            tax = line_tax(self.catalogue, line.tax_code, line.line_total)
+            if tax is None:
+                tax_known = False
+                continue
+            tax_total += tax
+            if not self.catalogue.tax_rates[line.tax_code][1]:
+                exclusive_tax += tax
         totals = data.totals
         gross_expected = sum((ln.line_total for ln in lines), ZERO) + exclusive_tax
         paid = sum((t.amount - t.change for t in tenders), ZERO)

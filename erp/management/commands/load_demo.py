@@ -6,6 +6,7 @@ import os
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from erp.demo import ADMIN_USERNAME, DEFAULT_ADMIN_PASSWORD, demo_load
@@ -21,7 +22,19 @@ class Command(BaseCommand):
         f" or {DEFAULT_ADMIN_PASSWORD!r}."
     )
 
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--allow-production",
+            action="store_true",
+            help="Load the demo even with ERP_ENV=production (it creates a superuser).",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
+        if settings.PRODUCTION and not options["allow_production"]:
+            raise CommandError(
+                "load_demo creates a superuser with a known password: refused with "
+                "ERP_ENV=production (pass --allow-production to insist)."
+            )
         from_env = bool(os.environ.get(PASSWORD_VARIABLE))
         password = os.environ.get(PASSWORD_VARIABLE) or DEFAULT_ADMIN_PASSWORD
         started = time.monotonic()
