@@ -84,7 +84,7 @@ for code, tz, cur in [("BER1", "Europe/Berlin", "EUR"), ("NYC1", "America/New_Yo
     pl = inv.price_list_create(actor=None, code="PL-" + code, name=code, currency=Currency.objects.get(code=cur))
     lists[code] = pl
     store = st.store_create(actor=None, code=code, name=code, timezone=tz, currency=pl.currency, price_list=pl)
-    for r in ["R1", "R2", "R3", "R4"]:
+    for r in ["R1", "R2", "R3", "R4", "R5"]:
         st.register_create(actor=None, store=store, code=r)
     keys[code] = st.node_key_issue(actor=None, store=store)[1]
 inv.products_bulk_upsert(actor=None, rows=[{"sku": f"{100000 + i}", "name": f"Product {i}", "tax_code": "STD", "cost": Decimal("0.50")} for i in range(n)])
@@ -366,7 +366,7 @@ def prefill(pg: str, n: int) -> None:
     print(f"prefilling {n:,} sales by COPY …", flush=True)
     rng = random.Random(99)
     price = prices()
-    register = Register("BER1", "Europe/Berlin", "R4", rng)
+    register = Register("BER1", "Europe/Berlin", "R5", rng)  # not one the runs measure
     register.seq = 10_000_000
     register.clock = dt.datetime(2025, 1, 2, 8, 0, tzinfo=register.tz)
     done = 0
