@@ -4,6 +4,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from erp import views
 
+admin.site.site_header = "Tillbook head office"
+admin.site.site_title = "Tillbook"
+admin.site.index_title = "Master data, stores and sync"
+
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
