@@ -108,7 +108,31 @@ def _uuid_search(queryset: QuerySet, term: str, fields: Sequence[str]) -> tuple[
     return queryset.filter(Q.create([(name, value) for name in fields], connector=Q.OR)), False
 
 
-class ReceivedAdmin(admin.ModelAdmin):
+class LeanListMixin:
+    """List pages leave the bulky column out (``changelist_defer``); the search box looks up
+    UUID columns exactly (``uuid_search_fields``), by index."""
+
+    changelist_defer: tuple[str, ...] = ()
+    uuid_search_fields: tuple[str, ...] = ()
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        queryset = super().get_queryset(request)  # type: ignore[misc]
+        on_list = request.resolver_match and request.resolver_match.url_name.endswith("_changelist")
+        return (
+            queryset.defer(*self.changelist_defer)
+            if on_list and self.changelist_defer
+            else queryset
+        )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        if not self.uuid_search_fields:
+            return super().get_search_results(request, queryset, search_term)  # type: ignore[misc]
+        return _uuid_search(queryset, search_term, self.uuid_search_fields)
+
+
+class ReceivedAdmin(LeanListMixin, admin.ModelAdmin):
     """What arrived from the stores, as it arrived: viewable, never added, changed or deleted."""
 
     actions = None
@@ -124,7 +148,7 @@ class ReceivedAdmin(admin.ModelAdmin):
         return False
 
 
-class DecisionAdmin(ServiceAdmin):
+class DecisionAdmin(LeanListMixin, ServiceAdmin):
     """Rows people decide about through actions; the rows themselves are never edited here.
 
     The decisions need the model's ``change`` permission (``has_decide_permission``); the
@@ -208,6 +232,8 @@ class TextForm(forms.Form):
 
 @admin.register(Event)
 class EventAdmin(ReceivedAdmin):
+    changelist_defer = ("payload",)
+    uuid_search_fields = ("event_id",)
     list_display = (
         "event_id",
         "store",
@@ -249,17 +275,6 @@ class EventAdmin(ReceivedAdmin):
         "canonical_payload",
     )
     readonly_fields = fields
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:
-        queryset = super().get_queryset(request)
-        if request.resolver_match and request.resolver_match.url_name.endswith("_changelist"):
-            queryset = queryset.defer("payload")
-        return queryset
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
-        return _uuid_search(queryset, search_term, ["event_id"])
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         # A batch's page links to its events.
@@ -357,6 +372,7 @@ class EventAdmin(ReceivedAdmin):
 
 @admin.register(EventConflict)
 class EventConflictAdmin(ReceivedAdmin):
+    uuid_search_fields = ("event_id", "existing_event_id")
     list_display = (
         "received_at",
         "reason",
@@ -388,11 +404,6 @@ class EventConflictAdmin(ReceivedAdmin):
         "payloads",
     )
     readonly_fields = fields
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
-        return _uuid_search(queryset, search_term, ["event_id", "existing_event_id"])
 
     @admin.display(boolean=True, description="resolved", ordering="resolved_at")
     def is_resolved(self, obj: EventConflict) -> bool:
@@ -431,6 +442,8 @@ class EventConflictAdmin(ReceivedAdmin):
 
 @admin.register(Batch)
 class BatchAdmin(ReceivedAdmin):
+    changelist_defer = ("response",)
+    uuid_search_fields = ("batch_id",)
     list_display = ("batch_id", "store", "node_key", "event_count", "node_time", "received_at")
     list_filter = ("store", "received_at")
     list_select_related = ("store", "node_key__store")
@@ -449,17 +462,6 @@ class BatchAdmin(ReceivedAdmin):
         "response_body",
     )
     readonly_fields = fields
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Batch]:
-        queryset = super().get_queryset(request)
-        if request.resolver_match and request.resolver_match.url_name.endswith("_changelist"):
-            queryset = queryset.defer("response")
-        return queryset
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
-        return _uuid_search(queryset, search_term, ["batch_id"])
 
     @admin.display(description="events received")
     def events(self, obj: Batch) -> str:
@@ -492,6 +494,7 @@ class CorrectForm(forms.Form):
 
 @admin.register(DeadLetter)
 class DeadLetterAdmin(DecisionAdmin):
+    changelist_defer = ("raw",)
     list_display = (
         "received_at",
         "store",
@@ -525,12 +528,6 @@ class DeadLetterAdmin(DecisionAdmin):
     )
     readonly_fields = fields
     actions = ("reapply_selected", "void_selected")
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[DeadLetter]:
-        queryset = super().get_queryset(request)
-        if request.resolver_match and request.resolver_match.url_name.endswith("_changelist"):
-            queryset = queryset.defer("raw")
-        return queryset
 
     @admin.display(description="message")
     def short_message(self, obj: DeadLetter) -> str:
