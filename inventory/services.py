@@ -39,8 +39,8 @@ def tax_rate_update(
     )
 
 
-def tax_rate_delete(*, tax_rate: TaxRate, actor: Any) -> None:
-    record_delete(instance=tax_rate, actor=actor)
+def tax_rate_delete(*, tax_rate: TaxRate, actor: Any, reason: str | None = None) -> None:
+    record_delete(instance=tax_rate, actor=actor, reason=reason)
 
 
 # --- products and barcodes ----------------------------------------------------------------------
@@ -68,7 +68,9 @@ def _barcodes_taken(codes: Iterable[str], *, exclude_product_id: int | None) -> 
     return {b.code: b.product.sku for b in taken}
 
 
-def _product_barcodes_set(*, product: Product, codes: Sequence[str], actor: Any) -> None:
+def _product_barcodes_set(
+    *, product: Product, codes: Sequence[str], actor: Any, reason: str | None = None
+) -> None:
     errors = _check_barcodes(codes)
     if errors:
         raise ValidationFailed(errors["barcodes"][0], details=errors)
@@ -79,10 +81,10 @@ def _product_barcodes_set(*, product: Product, codes: Sequence[str], actor: Any)
     current = {b.code: b for b in product.barcodes.all()}
     for code, barcode in current.items():
         if code not in codes:
-            record_delete(instance=barcode, actor=actor)
+            record_delete(instance=barcode, actor=actor, reason=reason)
     for code in codes:
         if code not in current:
-            record_save(instance=Barcode(product=product, code=code), actor=actor)
+            record_save(instance=Barcode(product=product, code=code), actor=actor, reason=reason)
 
 
 @transaction.atomic
@@ -90,7 +92,7 @@ def product_create(
     *, actor: Any, barcodes: Sequence[str] = (), reason: str | None = None, **fields: Any
 ) -> Product:
     product = record_save(instance=Product(**fields), actor=actor, reason=reason)
-    _product_barcodes_set(product=product, codes=list(barcodes), actor=actor)
+    _product_barcodes_set(product=product, codes=list(barcodes), actor=actor, reason=reason)
     hooks.products_created([product.sku])
     return product
 
@@ -106,12 +108,12 @@ def product_update(
 ) -> Product:
     record_update(instance=product, changes=changes, actor=actor, reason=reason, immutable=("sku",))
     if barcodes is not None:
-        _product_barcodes_set(product=product, codes=list(barcodes), actor=actor)
+        _product_barcodes_set(product=product, codes=list(barcodes), actor=actor, reason=reason)
     return product
 
 
 @transaction.atomic
-def product_delete(*, product: Product, actor: Any) -> bool:
+def product_delete(*, product: Product, actor: Any, reason: str | None = None) -> bool:
     """Delete a product never used, or deactivate a used one. Returns True if deleted.
 
     "Used" is anything that protects the row (stock moves, sale lines): the delete is tried in
@@ -122,8 +124,8 @@ def product_delete(*, product: Product, actor: Any) -> bool:
     try:
         with transaction.atomic():
             for barcode in product.barcodes.all():
-                record_delete(instance=barcode, actor=actor)
-            record_delete(instance=product, actor=actor)
+                record_delete(instance=barcode, actor=actor, reason=reason)
+            record_delete(instance=product, actor=actor, reason=reason)
         return True
     except InUse:
         if product.active:
@@ -340,8 +342,8 @@ def price_list_update(
     )
 
 
-def price_list_delete(*, price_list: PriceList, actor: Any) -> None:
-    record_delete(instance=price_list, actor=actor)
+def price_list_delete(*, price_list: PriceList, actor: Any, reason: str | None = None) -> None:
+    record_delete(instance=price_list, actor=actor, reason=reason)
 
 
 def _price_precision_error(price: Decimal, currency: Currency) -> str | None:
@@ -404,8 +406,8 @@ def price_update(
     return record_save(instance=price, actor=actor, reason=reason)
 
 
-def price_delete(*, price: Price, actor: Any) -> None:
-    record_delete(instance=price, actor=actor)
+def price_delete(*, price: Price, actor: Any, reason: str | None = None) -> None:
+    record_delete(instance=price, actor=actor, reason=reason)
 
 
 @transaction.atomic
@@ -539,5 +541,7 @@ def stock_location_update(
     )
 
 
-def stock_location_delete(*, location: StockLocation, actor: Any) -> None:
-    record_delete(instance=location, actor=actor)
+def stock_location_delete(
+    *, location: StockLocation, actor: Any, reason: str | None = None
+) -> None:
+    record_delete(instance=location, actor=actor, reason=reason)

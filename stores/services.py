@@ -60,11 +60,11 @@ def store_update(
 
 
 @transaction.atomic
-def store_delete(*, store: Store, actor: Any) -> None:
+def store_delete(*, store: Store, actor: Any, reason: str | None = None) -> None:
     location = store.stock_location
-    record_delete(instance=store, actor=actor)
+    record_delete(instance=store, actor=actor, reason=reason)
     if location.kind == StockLocation.Kind.STORE:
-        record_delete(instance=location, actor=actor)
+        record_delete(instance=location, actor=actor, reason=reason)
 
 
 def register_create(
@@ -81,8 +81,8 @@ def register_update(
     )
 
 
-def register_delete(*, register: Register, actor: Any) -> None:
-    record_delete(instance=register, actor=actor)
+def register_delete(*, register: Register, actor: Any, reason: str | None = None) -> None:
+    record_delete(instance=register, actor=actor, reason=reason)
 
 
 # --- node keys ----------------------------------------------------------------------------------

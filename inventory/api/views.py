@@ -57,7 +57,7 @@ class TaxRateViewSet(ServiceViewSet):
         )
 
     def perform_service_destroy(self, instance: Any) -> Any:
-        services.tax_rate_delete(tax_rate=instance, actor=self.request.user)
+        services.tax_rate_delete(tax_rate=instance, actor=self.request.user, reason="api")
 
 
 class ProductViewSet(ServiceViewSet):
@@ -90,7 +90,7 @@ class ProductViewSet(ServiceViewSet):
         )
 
     def perform_service_destroy(self, instance: Any) -> Any:
-        deleted = services.product_delete(product=instance, actor=self.request.user)
+        deleted = services.product_delete(product=instance, actor=self.request.user, reason="api")
         return None if deleted else instance
 
     @extend_schema(
@@ -122,7 +122,7 @@ class PriceListViewSet(ServiceViewSet):
         )
 
     def perform_service_destroy(self, instance: Any) -> Any:
-        services.price_list_delete(price_list=instance, actor=self.request.user)
+        services.price_list_delete(price_list=instance, actor=self.request.user, reason="api")
 
 
 _PRICE_PATH = [
@@ -192,7 +192,7 @@ class PriceViewSet(ServiceViewSet):
         )
 
     def perform_service_destroy(self, instance: Any) -> Any:
-        services.price_delete(price=instance, actor=self.request.user)
+        services.price_delete(price=instance, actor=self.request.user, reason="api")
 
     @extend_schema(
         parameters=_PRICE_PATH,
@@ -225,4 +225,4 @@ class StockLocationViewSet(ServiceViewSet):
         )
 
     def perform_service_destroy(self, instance: Any) -> Any:
-        services.stock_location_delete(location=instance, actor=self.request.user)
+        services.stock_location_delete(location=instance, actor=self.request.user, reason="api")

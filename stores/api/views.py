@@ -39,7 +39,7 @@ class StoreViewSet(ServiceViewSet):
         )
 
     def perform_service_destroy(self, instance: Any) -> Any:
-        services.store_delete(store=instance, actor=self.request.user)
+        services.store_delete(store=instance, actor=self.request.user, reason="api")
 
 
 _STORE = [OpenApiParameter("store_code", OpenApiTypes.STR, OpenApiParameter.PATH)]
@@ -89,7 +89,7 @@ class RegisterViewSet(_InStore, ServiceViewSet):
         )
 
     def perform_service_destroy(self, instance: Any) -> Any:
-        services.register_delete(register=instance, actor=self.request.user)
+        services.register_delete(register=instance, actor=self.request.user, reason="api")
 
 
 @extend_schema_view(

@@ -35,12 +35,6 @@ pytestmark = pytest.mark.django_db
 
 API = "/api/v1"
 
-DELETE_REASON_MISSING = (
-    "the *_delete services take no reason and the API's perform_service_destroy passes none, "
-    "so API deletes are recorded with history_change_reason NULL instead of 'api'"
-)
-
-
 def history(model: type[models.Model], **filters: Any) -> list[tuple[str, Any, str | None]]:
     """(type, user, reason) of the matching history rows, oldest first."""
     rows = model.history.filter(**filters).order_by("history_id")  # type: ignore[attr-defined]
@@ -71,10 +65,6 @@ def test_api_create_records_the_user_and_reason_api(staff: APIClient, tax_rate) 
     assert [(t, u) for t, u, _ in history(Barcode, code="4006381333931")] == [("+", staff.user)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product_create/_product_barcodes_set save barcodes without the request's reason",
-)
 def test_api_create_gives_the_barcodes_reason_api_too(staff: APIClient, tax_rate) -> None:
     staff.post(
         f"{API}/products/",
@@ -136,7 +126,6 @@ def test_api_delete_records_the_user(staff: APIClient) -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, reason=DELETE_REASON_MISSING)
 def test_api_delete_records_reason_api(staff: APIClient) -> None:
     product = ProductFactory(sku="MILK-1L")
 
