@@ -35,6 +35,7 @@ pytestmark = pytest.mark.django_db
 
 API = "/api/v1"
 
+
 def history(model: type[models.Model], **filters: Any) -> list[tuple[str, Any, str | None]]:
     """(type, user, reason) of the matching history rows, oldest first."""
     rows = model.history.filter(**filters).order_by("history_id")  # type: ignore[attr-defined]
