@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import transaction
 from rest_framework import mixins, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,6 +15,8 @@ from rest_framework.serializers import BaseSerializer
 from erp.api.errors import plain_errors as _plain
 from erp.api.serializers import StrictSerializer
 from erp.errors import ApplicationError, PayloadTooLarge, ValidationFailed
+
+T = TypeVar("T")
 
 
 class ReadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -75,8 +79,53 @@ class ServiceViewSet(ReadViewSet):
         raise ApplicationError("Removing is not supported here.", code="method_not_allowed")
 
 
-def bulk_rows(request: Request, row_serializer: type[StrictSerializer]) -> list[dict[str, Any]]:
-    """Validate a JSON array of rows, reporting every bad row by index; changes nothing."""
+class _DryRun(Exception):
+    """Rolls back a trial run of a bulk upsert (see :func:`bulk_upsert`)."""
+
+
+def bulk_upsert(
+    request: Request,
+    row_serializer: type[StrictSerializer],
+    upsert: Callable[[list[dict[str, Any]]], T],
+) -> T:
+    """Validate a JSON array of rows and hand them to ``upsert``, all or nothing.
+
+    Every bad row is named in one answer: when some rows are malformed, the well-formed ones
+    still go through ``upsert`` in a transaction that is then rolled back, so the errors only
+    the service can see (an unknown tax code, a barcode another product owns) are reported
+    beside the format errors, by the rows' positions in the request. Nothing is changed.
+    """
+    rows, errors = _validated_rows(request, row_serializer)
+    if not errors:
+        return upsert([row for row in rows if row is not None])
+    positions = [index for index, row in enumerate(rows) if row is not None]
+    try:
+        with transaction.atomic():
+            upsert([row for row in rows if row is not None])
+            raise _DryRun
+    except _DryRun:
+        pass
+    except ValidationFailed as exc:
+        if exc.code != "invalid_rows":
+            raise
+        for found in (exc.details or {}).get("rows", []):
+            errors.append({**found, "index": positions[found["index"]]})
+    errors.sort(key=lambda row: row["index"])
+    first = errors[0]
+    field_name, messages = next(iter(first["errors"].items()))
+    message = messages[0] if isinstance(messages, list) and messages else messages
+    raise ValidationFailed(
+        f"{len(errors)} of {len(rows)} rows are not valid; nothing was changed. "
+        f"First: row {first['index']}, {field_name}: {message}",
+        code="invalid_rows",
+        details={"rows": errors},
+    )
+
+
+def _validated_rows(
+    request: Request, row_serializer: type[StrictSerializer]
+) -> tuple[list[dict[str, Any] | None], list[dict[str, Any]]]:
+    """The rows (None where malformed) and the format errors, by index; changes nothing."""
     rows = request.data
     if not isinstance(rows, list):
         raise ValidationFailed(
@@ -89,22 +138,13 @@ def bulk_rows(request: Request, row_serializer: type[StrictSerializer]) -> list[
         )
     if not rows:
         raise ValidationFailed("The request has no rows.", code="invalid_body")
-    validated: list[dict[str, Any]] = []
+    validated: list[dict[str, Any] | None] = []
     errors: list[dict[str, Any]] = []
     for index, row in enumerate(rows):
         serializer = row_serializer(data=row)
         if serializer.is_valid():
             validated.append(dict(serializer.validated_data))
         else:
+            validated.append(None)
             errors.append({"index": index, "errors": _plain(serializer.errors)})
-    if errors:
-        first = errors[0]
-        field_name, messages = next(iter(first["errors"].items()))
-        message = messages[0] if isinstance(messages, list) and messages else messages
-        raise ValidationFailed(
-            f"{len(errors)} of {len(rows)} rows are not valid; nothing was changed. "
-            f"First: row {first['index']}, {field_name}: {message}",
-            code="invalid_rows",
-            details={"rows": errors},
-        )
-    return validated
+    return validated, errors

@@ -10,7 +10,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from erp.api.views import ReadViewSet, ServiceViewSet, bulk_rows
+from erp.api.views import ReadViewSet, ServiceViewSet, bulk_upsert
 from inventory import selectors, services
 from inventory.api import filters
 from inventory.api.serializers import (
@@ -99,8 +99,11 @@ class ProductViewSet(ServiceViewSet):
         summary="Create or update up to 10,000 products, all or nothing",
     )
     def bulk(self, request: Request) -> Response:
-        rows = bulk_rows(request, ProductBulkRowSerializer)
-        result = services.products_bulk_upsert(actor=request.user, rows=rows)
+        result = bulk_upsert(
+            request,
+            ProductBulkRowSerializer,
+            lambda rows: services.products_bulk_upsert(actor=request.user, rows=rows),
+        )
         return Response(BulkResultSerializer(result).data)
 
 
@@ -202,8 +205,13 @@ class PriceViewSet(ServiceViewSet):
     )
     def bulk(self, request: Request, price_list_code: str) -> Response:
         price_list = self.price_list()
-        rows = bulk_rows(request, PriceBulkRowSerializer)
-        result = services.prices_bulk_upsert(actor=request.user, price_list=price_list, rows=rows)
+        result = bulk_upsert(
+            request,
+            PriceBulkRowSerializer,
+            lambda rows: services.prices_bulk_upsert(
+                actor=request.user, price_list=price_list, rows=rows
+            ),
+        )
         return Response(BulkResultSerializer(result).data)
 
 

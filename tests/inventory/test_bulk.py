@@ -189,11 +189,6 @@ def test_new_product_without_a_name_is_refused(staff_client):
     assert not Product.objects.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bulk_rows stops after the per-row serializer pass, so rows that only the service "
-    "would refuse (unknown tax code) are not named alongside malformed ones",
-)
 def test_malformed_and_inconsistent_rows_are_named_together(staff_client):
     TaxRateFactory(code="STD")
     rows = product_rows(3)
