@@ -25,6 +25,25 @@ def _require_open(dead_letter: DeadLetter) -> None:
         raise Conflict(f"This dead letter is already {dead_letter.get_status_display()}.")
 
 
+def _close(
+    *, dead_letter: DeadLetter, status: str, actor: Any, note: str, change_reason: str
+) -> None:
+    """Record the decision on the dead letter (with history) and resolve its exception."""
+    now = timezone.now()
+    dead_letter.status = status
+    dead_letter.resolved_at = now
+    dead_letter.resolved_by = actor if getattr(actor, "is_authenticated", False) else None
+    dead_letter.resolution_note = note
+    dead_letter._history_user = dead_letter.resolved_by  # type: ignore[attr-defined]
+    dead_letter._change_reason = change_reason  # type: ignore[attr-defined]
+    dead_letter.save()
+    exceptions_resolve_automatically(
+        dedup_keys=[f"rejected_event:{dead_letter.batch_id}:{dead_letter.position}"],
+        note=f"Dead letter {dead_letter.pk} {change_reason}: {note}",
+        now=now,
+    )
+
+
 @transaction.atomic
 def dead_letter_reapply(
     *, dead_letter: DeadLetter, actor: Any, raw: bytes | None = None, note: str = ""
@@ -46,20 +65,13 @@ def dead_letter_reapply(
     body = b'{"batch_id":"' + str(batch_id).encode() + b'","events":[' + event_bytes + b"]}"
     result = batch_ingest(store_id=dead_letter.store_id, node_key=None, body=body)
     outcome = json.loads(result.body)["results"][0]
-    now = timezone.now()
-    dead_letter.status = DeadLetter.Status.REAPPLIED
-    dead_letter.resolved_at = now
-    dead_letter.resolved_by = actor if getattr(actor, "is_authenticated", False) else None
-    dead_letter.resolution_note = (
-        f"{note}\n" if note else ""
-    ) + f"Re-applied{' as corrected' if raw is not None else ''}: {outcome['status']}."
-    dead_letter._history_user = dead_letter.resolved_by  # type: ignore[attr-defined]
-    dead_letter._change_reason = "re-applied"  # type: ignore[attr-defined]
-    dead_letter.save()
-    exceptions_resolve_automatically(
-        dedup_keys=[f"rejected_event:{dead_letter.batch_id}:{dead_letter.position}"],
-        note=f"Dead letter {dead_letter.pk} re-applied.",
-        now=now,
+    _close(
+        dead_letter=dead_letter,
+        status=DeadLetter.Status.REAPPLIED,
+        actor=actor,
+        note=(f"{note}\n" if note else "")
+        + f"Re-applied{' as corrected' if raw is not None else ''}: {outcome['status']}.",
+        change_reason="re-applied",
     )
     return outcome
 
@@ -71,18 +83,12 @@ def dead_letter_void(*, dead_letter: DeadLetter, actor: Any, reason: str) -> Dea
         raise ValidationFailed("Say why the event is voided.", details={"reason": ["Required."]})
     dead_letter = DeadLetter.objects.select_for_update().get(pk=dead_letter.pk)
     _require_open(dead_letter)
-    now = timezone.now()
-    dead_letter.status = DeadLetter.Status.VOIDED
-    dead_letter.resolved_at = now
-    dead_letter.resolved_by = actor if getattr(actor, "is_authenticated", False) else None
-    dead_letter.resolution_note = reason.strip()
-    dead_letter._history_user = dead_letter.resolved_by  # type: ignore[attr-defined]
-    dead_letter._change_reason = "voided"  # type: ignore[attr-defined]
-    dead_letter.save()
-    exceptions_resolve_automatically(
-        dedup_keys=[f"rejected_event:{dead_letter.batch_id}:{dead_letter.position}"],
-        note=f"Dead letter {dead_letter.pk} voided: {reason.strip()}",
-        now=now,
+    _close(
+        dead_letter=dead_letter,
+        status=DeadLetter.Status.VOIDED,
+        actor=actor,
+        note=reason.strip(),
+        change_reason="voided",
     )
     register = Register.objects.filter(
         store_id=dead_letter.store_id, code=dead_letter.register_code
