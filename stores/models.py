@@ -3,15 +3,60 @@
 from __future__ import annotations
 
 import zoneinfo
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Length
 from django.db.models.lookups import In
 from simple_history.models import HistoricalRecords
 
 from inventory.models import Currency, PriceList, StockLocation, code_validator
+
+MONEY = {"max_digits": 14, "decimal_places": 4}
+
+# Till operations a store can put behind a supervisor's PIN (store configuration).
+SUPERVISOR_OPERATIONS = (
+    "price_override",
+    "line_discount",
+    "basket_discount",
+    "void_line",
+    "void_basket",
+    "return_with_receipt",
+    "return_without_receipt",
+    "cash_pay_out",
+    "cash_drop",
+    "stock_adjustment",
+    "reprint",
+)
+DEFAULT_SUPERVISOR_OPERATIONS = (
+    "price_override",
+    "line_discount",
+    "basket_discount",
+    "return_without_receipt",
+    "cash_pay_out",
+)
+
+
+def default_supervisor_operations() -> list[str]:
+    return list(DEFAULT_SUPERVISOR_OPERATIONS)
+
+
+def validate_supervisor_operations(value: object) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError("Give a list of operation names.", code="invalid")
+    unknown = sorted(set(value) - set(SUPERVISOR_OPERATIONS))
+    if unknown:
+        raise ValidationError(
+            f"Unknown till operation(s): {', '.join(unknown)}. Known: "
+            f"{', '.join(SUPERVISOR_OPERATIONS)}.",
+            code="unknown_operation",
+        )
+    if len(set(value)) != len(value):
+        raise ValidationError("An operation is listed twice.", code="duplicate")
 
 
 def validate_timezone(value: str) -> None:
@@ -35,12 +80,42 @@ class Store(models.Model):
         help_text="The location that this store's tills sell from.",
     )
     active = models.BooleanField(default=True)
+    # Offline rules: what a till may do while head office is unreachable. They reach the
+    # node through the change feed as part of the store's configuration.
+    offline_card_limit = models.DecimalField(
+        **MONEY,
+        default=Decimal("50"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Largest card payment a till accepts offline (store-and-forward), in the "
+        "store's currency. 0 refuses cards while offline.",
+    )
+    offline_warn_hours = models.PositiveSmallIntegerField(
+        default=4,
+        validators=[MinValueValidator(1), MaxValueValidator(720)],
+        help_text="Hours without a successful sync before the till warns the cashier.",
+    )
+    supervisor_operations = models.JSONField(
+        default=default_supervisor_operations,
+        blank=True,
+        validators=[validate_supervisor_operations],
+        help_text="Till operations that need a supervisor's code and PIN: "
+        + ", ".join(SUPERVISOR_OPERATIONS)
+        + ".",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(offline_card_limit__gte=0), name="store_offline_card_limit_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(offline_warn_hours__gte=1), name="store_offline_warn_hours_positive"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
@@ -80,6 +155,59 @@ class Register(models.Model):
 
     def __str__(self) -> str:
         return f"{self.store.code}/{self.code}"
+
+
+class Cashier(models.Model):
+    """Someone who signs in at a till with a code and a PIN, in the stores they work in.
+
+    Only a slow hash of the PIN is stored (Django's password hashers). The hash travels to the
+    store nodes in the change feed, so a till can check a PIN while head office is unreachable.
+    """
+
+    class Role(models.TextChoices):
+        CASHIER = "cashier", "cashier"
+        SUPERVISOR = "supervisor", "supervisor"
+
+    code = models.CharField(max_length=32, unique=True, validators=[code_validator])
+    name = models.CharField(max_length=120)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.CASHIER)
+    pin_hash = models.CharField(max_length=256, editable=False)
+    active = models.BooleanField(default=True)
+    stores = models.ManyToManyField(
+        Store, through="CashierStore", related_name="cashiers", blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # The PIN hash stays out of history: a history view must not become a hash dump.
+    history = HistoricalRecords(excluded_fields=["pin_hash"])
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(role__in=["cashier", "supervisor"]), name="cashier_role_known"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class CashierStore(models.Model):
+    """A cashier works in a store: the store's nodes receive the cashier in their feed."""
+
+    cashier = models.ForeignKey(Cashier, on_delete=models.CASCADE, related_name="memberships")
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="cashier_memberships")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["cashier", "store"]
+        constraints = [
+            models.UniqueConstraint(fields=["cashier", "store"], name="cashier_store_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cashier_id} in {self.store_id}"
 
 
 class NodeKey(models.Model):
@@ -125,7 +253,6 @@ class NodeKey(models.Model):
 # Rows below are written only by sync ingestion, in the transaction that records the event;
 # their primary key is the event's UUID (or the session's), so a replay cannot add a second.
 
-MONEY = {"max_digits": 14, "decimal_places": 4}
 QUANTITY = {"max_digits": 14, "decimal_places": 3}
 
 

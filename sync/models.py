@@ -267,3 +267,62 @@ class ReconciliationException(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} at {self.store_id} ({self.status})"
+
+
+# --- the master-data change feed (pull) ---------------------------------------------------------
+
+
+class FeedChange(models.Model):
+    """The latest change of one entity as one store scope sees it: the compacted change feed.
+
+    Database triggers (``sync.feed.triggers``) write these rows in the transaction that
+    changes the master data, whatever the path: admin, API, bulk upsert, COPY, raw SQL,
+    migrations. There is one row per ``(entity, scope, entity_key)``; each change moves the row
+    to the changing transaction (``txid``) and gives it a new ``version``, so a node starting
+    from nothing reads the current state, and a node following its cursor reads every change.
+    A delete leaves the row as a tombstone (``op = delete``).
+
+    ``scope`` is ``global`` (products, tax rates), ``pl:<price list id>`` (prices) or
+    ``store:<store id>`` (configuration, registers, cashiers, and the prices a store receives
+    when it changes price list). ``txid`` is the PostgreSQL transaction id (0 on SQLite, whose
+    writers are serialised); the pull serves rows by snapshot visibility of ``txid`` in the
+    order ``(txid, version, id)``.
+    """
+
+    entity = models.CharField(max_length=16)
+    scope = models.CharField(max_length=32)
+    entity_key = models.CharField(max_length=128)
+    obj_id = models.BigIntegerField(null=True, blank=True)
+    op = models.CharField(max_length=8)
+    txid = models.BigIntegerField()
+    version = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["txid", "version", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["entity", "scope", "entity_key"], name="feed_change_one_per_entity"
+            ),
+            models.CheckConstraint(
+                condition=Q(op__in=["upsert", "delete"]), name="feed_change_op_known"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["scope", "txid", "version", "id"], name="feed_change_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity} {self.entity_key} ({self.scope}) v{self.version} {self.op}"
+
+
+class FeedClock(models.Model):
+    """SQLite only: the counter that gives feed changes their version (one row, id 1).
+
+    PostgreSQL uses the sequence ``sync_feed_version``; SQLite has no sequences, and its
+    writers are serialised, so a counter row read and bumped by the triggers is exact.
+    """
+
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"feed clock {self.value}"

@@ -1,0 +1,315 @@
+"""Database triggers that write the change feed in the transaction that changes master data.
+
+Every path that changes what a store may see (the admin, the HQ API, bulk upserts with COPY or
+``INSERT … ON CONFLICT``, data migrations, management commands, raw SQL) goes through the
+database, so the feed is written there and nothing can bypass it. The same description below
+yields PostgreSQL statement-level triggers over transition tables (one set-based upsert per
+statement, so a 10,000-row bulk write costs one feed statement) and SQLite row-level triggers.
+
+Each *source* is a table and a ``SELECT`` that maps its changed rows (``{rows}``) to feed
+tuples ``(entity, scope, entity_key, obj_id)``:
+
+- an **owner** source's insert upserts its tuples, its delete leaves tombstones, and its update
+  upserts the new tuples and tombstones old ones that no longer exist (a key or scope change);
+- a **touch** source (barcodes) only marks its parent changed, before and after.
+
+Keys other entities' keys are built from (``product.sku``, ``tax_rate.code``) are immutable in
+the database too, so no derived key can go stale. A store that changes price list receives,
+in its own scope, a tombstone for each price of the old list and the current prices of the new
+one, because its cursor has already passed the new list's history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+FEED = "sync_feedchange"
+PG_SEQUENCE = "sync_feed_version"
+
+
+@dataclass(frozen=True)
+class Source:
+    table: str
+    columns: tuple[str, ...]
+    select: str
+    mode: Literal["owner", "touch"] = "owner"
+
+
+SOURCES = (
+    Source(
+        "inventory_product",
+        ("id", "sku"),
+        "SELECT 'product' AS entity, 'global' AS scope, r.sku AS entity_key, r.id AS obj_id "
+        "FROM {rows} r",
+    ),
+    Source(
+        "inventory_barcode",
+        ("id", "product_id"),
+        "SELECT 'product' AS entity, 'global' AS scope, p.sku AS entity_key, p.id AS obj_id "
+        "FROM {rows} r JOIN inventory_product p ON p.id = r.product_id",
+        mode="touch",
+    ),
+    Source(
+        "inventory_taxrate",
+        ("id", "code"),
+        "SELECT 'tax_rate' AS entity, 'global' AS scope, r.code AS entity_key, r.id AS obj_id "
+        "FROM {rows} r",
+    ),
+    Source(
+        "inventory_price",
+        ("id", "price_list_id", "product_id", "valid_from"),
+        "SELECT 'price' AS entity, 'pl:' || r.price_list_id AS scope, "
+        "p.sku || '@' || {valid_from} AS entity_key, r.id AS obj_id "
+        "FROM {rows} r JOIN inventory_product p ON p.id = r.product_id",
+    ),
+    Source(
+        "stores_store",
+        ("id", "code", "price_list_id"),
+        "SELECT 'store_config' AS entity, 'store:' || r.id AS scope, r.code AS entity_key, "
+        "r.id AS obj_id FROM {rows} r",
+    ),
+    Source(
+        "stores_register",
+        ("id", "store_id", "code"),
+        "SELECT 'register' AS entity, 'store:' || r.store_id AS scope, r.code AS entity_key, "
+        "r.id AS obj_id FROM {rows} r",
+    ),
+    Source(
+        "stores_cashier",
+        ("id", "code"),
+        "SELECT 'cashier' AS entity, 'store:' || m.store_id AS scope, r.code AS entity_key, "
+        "r.id AS obj_id FROM {rows} r JOIN stores_cashierstore m ON m.cashier_id = r.id",
+    ),
+    Source(
+        "stores_cashierstore",
+        ("id", "cashier_id", "store_id"),
+        "SELECT 'cashier' AS entity, 'store:' || r.store_id AS scope, c.code AS entity_key, "
+        "r.cashier_id AS obj_id FROM {rows} r JOIN stores_cashier c ON c.id = r.cashier_id",
+    ),
+)
+
+# Columns whose value other feed keys or payloads are built from.
+IMMUTABLE = (("inventory_product", "sku"), ("inventory_taxrate", "code"))
+
+# The prices a store receives in its own scope when it changes price list ({old}/{new} rows).
+_SWITCH_PRICES = (
+    "SELECT 'price' AS entity, 'store:' || n.id AS scope, "
+    "p.sku || '@' || {valid_from} AS entity_key, {obj_id} AS obj_id "
+    "FROM {new} n JOIN {old} o ON o.id = n.id AND o.price_list_id <> n.price_list_id "
+    "JOIN inventory_price r ON r.price_list_id = {side}.price_list_id "
+    "JOIN inventory_product p ON p.id = r.product_id"
+)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+_PG_VALID_FROM = "to_char(r.valid_from, 'YYYY-MM-DD')"
+
+
+def _pg_write(select: str, op: str) -> str:
+    obj_id = "s.obj_id" if op == "upsert" else "NULL::bigint"
+    return (
+        f"INSERT INTO {FEED} (entity, scope, entity_key, obj_id, op, txid, version) "
+        f"SELECT DISTINCT ON (s.entity, s.scope, s.entity_key) s.entity, s.scope, s.entity_key, "
+        f"{obj_id}, '{op}', pg_current_xact_id()::text::bigint, nextval('{PG_SEQUENCE}') "
+        f"FROM ({select}) s "
+        # The new version is drawn after the row lock is held, so a key's version only grows.
+        f"ON CONFLICT (entity, scope, entity_key) DO UPDATE SET obj_id = EXCLUDED.obj_id, "
+        f"op = EXCLUDED.op, txid = EXCLUDED.txid, version = nextval('{PG_SEQUENCE}');"
+    )
+
+
+def _pg_gone(old: str, new: str) -> str:
+    """Tuples of ``old`` that ``new`` no longer has."""
+    return (
+        f"SELECT o.* FROM ({old}) o WHERE NOT EXISTS (SELECT 1 FROM ({new}) n "
+        "WHERE n.entity = o.entity AND n.scope = o.scope AND n.entity_key = o.entity_key)"
+    )
+
+
+def _pg_bodies(source: Source) -> dict[str, list[str]]:
+    def select(rows: str) -> str:
+        return source.select.format(rows=rows, valid_from=_PG_VALID_FROM)
+
+    new, old = select("new_rows"), select("old_rows")
+    if source.mode == "touch":
+        return {
+            "INSERT": [_pg_write(new, "upsert")],
+            "UPDATE": [_pg_write(f"{old} UNION {new}", "upsert")],
+            "DELETE": [_pg_write(old, "upsert")],
+        }
+    update = [_pg_write(_pg_gone(old, new), "delete"), _pg_write(new, "upsert")]
+    if source.table == "stores_store":
+        switch = {"new": "new_rows", "old": "old_rows", "valid_from": _PG_VALID_FROM}
+        update += [
+            _pg_write(_SWITCH_PRICES.format(side="o", obj_id="NULL::bigint", **switch), "delete"),
+            _pg_write(_SWITCH_PRICES.format(side="n", obj_id="r.id", **switch), "upsert"),
+        ]
+    return {
+        "INSERT": [_pg_write(new, "upsert")],
+        "UPDATE": update,
+        "DELETE": [_pg_write(old, "delete")],
+    }
+
+
+def postgresql_install() -> list[str]:
+    statements = [f"CREATE SEQUENCE IF NOT EXISTS {PG_SEQUENCE}"]
+    for source in SOURCES:
+        for event, body in _pg_bodies(source).items():
+            name = f"sync_feed_{source.table}_{event.lower()}"
+            transition = {
+                "INSERT": "NEW TABLE AS new_rows",
+                "UPDATE": "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+                "DELETE": "OLD TABLE AS old_rows",
+            }[event]
+            statements.append(
+                f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                f"BEGIN {' '.join(body)} RETURN NULL; END $$"
+            )
+            statements.append(
+                f"CREATE TRIGGER {name} AFTER {event} ON {source.table} "
+                f"REFERENCING {transition} FOR EACH STATEMENT EXECUTE FUNCTION {name}()"
+            )
+    for table, column in IMMUTABLE:
+        name = f"sync_feed_{table}_{column}_immutable"
+        statements.append(
+            f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"RAISE EXCEPTION '{table}.{column} cannot be changed once created' "
+            "USING ERRCODE = 'integrity_constraint_violation'; END $$"
+        )
+        statements.append(
+            f"CREATE TRIGGER {name} BEFORE UPDATE OF {column} ON {table} FOR EACH ROW "
+            f"WHEN (OLD.{column} IS DISTINCT FROM NEW.{column}) EXECUTE FUNCTION {name}()"
+        )
+    return statements
+
+
+def postgresql_uninstall() -> list[str]:
+    statements = []
+    for source in SOURCES:
+        for event in ("insert", "update", "delete"):
+            name = f"sync_feed_{source.table}_{event}"
+            statements.append(f"DROP TRIGGER IF EXISTS {name} ON {source.table}")
+            statements.append(f"DROP FUNCTION IF EXISTS {name}()")
+    for table, column in IMMUTABLE:
+        name = f"sync_feed_{table}_{column}_immutable"
+        statements.append(f"DROP TRIGGER IF EXISTS {name} ON {table}")
+        statements.append(f"DROP FUNCTION IF EXISTS {name}()")
+    statements.append(f"DROP SEQUENCE IF EXISTS {PG_SEQUENCE}")
+    return statements
+
+
+# --- SQLite -------------------------------------------------------------------------------------
+
+_SQLITE_BUMP = "UPDATE sync_feedclock SET value = value + 1 WHERE id = 1;"
+
+
+def _sqlite_write(select: str, op: str) -> str:
+    obj_id = "s.obj_id" if op == "upsert" else "NULL"
+    return (
+        f"INSERT INTO {FEED} (entity, scope, entity_key, obj_id, op, txid, version) "
+        f"SELECT s.entity, s.scope, s.entity_key, {obj_id}, '{op}', 0, "
+        f"(SELECT value FROM sync_feedclock WHERE id = 1) FROM ({select}) s WHERE true "
+        "ON CONFLICT (entity, scope, entity_key) DO UPDATE SET obj_id = excluded.obj_id, "
+        "op = excluded.op, txid = excluded.txid, version = excluded.version;"
+    )
+
+
+def _sqlite_row(source: Source, alias: str) -> str:
+    return "(SELECT " + ", ".join(f"{alias}.{c} AS {c}" for c in source.columns) + ")"
+
+
+def sqlite_install() -> list[str]:
+    statements = ["INSERT OR IGNORE INTO sync_feedclock (id, value) VALUES (1, 0)"]
+    for source in SOURCES:
+
+        def select(alias: str, source: Source = source) -> str:
+            return source.select.format(rows=_sqlite_row(source, alias), valid_from="r.valid_from")
+
+        new, old = select("NEW"), select("OLD")
+        if source.mode == "touch":
+            bodies = {
+                "INSERT": [_sqlite_write(new, "upsert")],
+                "UPDATE": [_sqlite_write(f"{old} UNION {new}", "upsert")],
+                "DELETE": [_sqlite_write(old, "upsert")],
+            }
+        else:
+            gone = (
+                f"SELECT o.* FROM ({old}) o WHERE NOT EXISTS (SELECT 1 FROM ({new}) n "
+                "WHERE n.entity = o.entity AND n.scope = o.scope AND n.entity_key = o.entity_key)"
+            )
+            bodies = {
+                "INSERT": [_sqlite_write(new, "upsert")],
+                "UPDATE": [_sqlite_write(gone, "delete"), _sqlite_write(new, "upsert")],
+                "DELETE": [_sqlite_write(old, "delete")],
+            }
+            if source.table == "stores_store":
+                switch = {
+                    "new": _sqlite_row(source, "NEW"),
+                    "old": _sqlite_row(source, "OLD"),
+                    "valid_from": "r.valid_from",
+                }
+                bodies["UPDATE"] += [
+                    _sqlite_write(
+                        _SWITCH_PRICES.format(side="o", obj_id="NULL", **switch), "delete"
+                    ),
+                    _sqlite_write(
+                        _SWITCH_PRICES.format(side="n", obj_id="r.id", **switch), "upsert"
+                    ),
+                ]
+        for event, body in bodies.items():
+            name = f"sync_feed_{source.table}_{event.lower()}"
+            statements.append(
+                f"CREATE TRIGGER {name} AFTER {event} ON {source.table} FOR EACH ROW BEGIN "
+                f"{_SQLITE_BUMP} {' '.join(body)} END"
+            )
+    for table, column in IMMUTABLE:
+        statements.append(
+            f"CREATE TRIGGER sync_feed_{table}_{column}_immutable BEFORE UPDATE OF {column} "
+            f"ON {table} FOR EACH ROW WHEN OLD.{column} IS NOT NEW.{column} BEGIN "
+            f"SELECT RAISE(ABORT, '{table}.{column} cannot be changed once created'); END"
+        )
+    return statements
+
+
+def sqlite_uninstall() -> list[str]:
+    statements = []
+    for source in SOURCES:
+        for event in ("insert", "update", "delete"):
+            statements.append(f"DROP TRIGGER IF EXISTS sync_feed_{source.table}_{event}")
+    for table, column in IMMUTABLE:
+        statements.append(f"DROP TRIGGER IF EXISTS sync_feed_{table}_{column}_immutable")
+    return statements
+
+
+def install(connection: BaseDatabaseWrapper) -> None:
+    statements = postgresql_install() if connection.vendor == "postgresql" else sqlite_install()
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
+def uninstall(connection: BaseDatabaseWrapper) -> None:
+    statements = postgresql_uninstall() if connection.vendor == "postgresql" else sqlite_uninstall()
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
+def backfill(connection: BaseDatabaseWrapper) -> None:
+    """Give every existing entity its feed row (when the feed is installed on a live database)."""
+    pg = connection.vendor == "postgresql"
+    valid_from = _PG_VALID_FROM if pg else "r.valid_from"
+    with connection.cursor() as cursor:
+        for source in SOURCES:
+            if source.mode != "owner":
+                continue
+            select = source.select.format(rows=source.table, valid_from=valid_from)
+            if pg:
+                cursor.execute(_pg_write(select, "upsert"))
+            else:
+                cursor.execute(_SQLITE_BUMP)
+                cursor.execute(_sqlite_write(select, "upsert"))
