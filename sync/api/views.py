@@ -1,16 +1,26 @@
 from __future__ import annotations
 
+import hashlib
+
+import msgspec
 from django.conf import settings
-from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from django.http import HttpResponse, HttpResponseNotModified
+from django.utils.http import parse_etags
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from erp.errors import ApplicationError, PayloadTooLarge
+from erp.errors import ApplicationError, PayloadTooLarge, ValidationFailed
 from sync import selectors
 from sync.api.auth import IsNode, NodeKeyAuthentication, NodeRateThrottle
+from sync.feed.pull import DEFAULT_LIMIT, MAX_LIMIT, changes_pull
 from sync.push.service import batch_push
 
 _ERROR = inline_serializer(
@@ -127,3 +137,84 @@ class StatusView(NodeView):
     )
     def get(self, request: Request) -> Response:
         return Response(selectors.sync_status(node_key=request.auth))
+
+
+_CHANGE = inline_serializer(
+    "FeedChange",
+    {
+        "entity": serializers.ChoiceField(
+            ["product", "price", "tax_rate", "store_config", "register", "cashier"]
+        ),
+        "key": serializers.CharField(),
+        "op": serializers.ChoiceField(["upsert", "delete"]),
+        "version": serializers.IntegerField(),
+        "data": serializers.JSONField(allow_null=True),
+    },
+    many=True,
+)
+
+
+class PullView(NodeView):
+    """Sync protocol v1 pull: the master-data changes this store may see, oldest first.
+
+    Start with no cursor (the current state), then follow ``cursor`` until ``has_more`` is
+    false, and keep the last cursor for the next poll. An unchanged answer is ``304`` when the
+    request carries the previous answer's ``ETag`` in ``If-None-Match``.
+    """
+
+    @extend_schema(
+        operation_id="sync_pull",
+        parameters=[
+            OpenApiParameter("cursor", str, description="The cursor of the previous answer."),
+            OpenApiParameter(
+                "limit",
+                int,
+                description=f"Changes per page, {DEFAULT_LIMIT} by default, at most {MAX_LIMIT}.",
+            ),
+            OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER),
+        ],
+        responses={
+            200: inline_serializer(
+                "PullResponse",
+                {
+                    "changes": _CHANGE,
+                    "cursor": serializers.CharField(),
+                    "has_more": serializers.BooleanField(),
+                },
+            ),
+            304: OpenApiResponse(description="Nothing changed since the answer with this ETag."),
+            **{
+                status: OpenApiResponse(_ERROR, description=code)
+                for status, code in (
+                    (400, "invalid_cursor, validation_failed"),
+                    (401, "unauthenticated"),
+                    (429, "throttled"),
+                )
+            },
+        },
+    )
+    def get(self, request: Request) -> HttpResponse:
+        limit = _limit(request.query_params.get("limit"))
+        cursor = request.query_params.get("cursor") or None
+        page = changes_pull(store=request.auth.store, cursor=cursor, limit=limit)
+        body = msgspec.json.encode(
+            {"changes": page.changes, "cursor": page.cursor, "has_more": page.has_more}
+        )
+        etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+        headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+        if etag in parse_etags(request.headers.get("If-None-Match", "")):
+            response: HttpResponse = HttpResponseNotModified(headers=headers)
+        else:
+            response = HttpResponse(body, content_type="application/json", headers=headers)
+        return response
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise ValidationFailed(
+            f"limit is a whole number from 1 to {MAX_LIMIT}.",
+            details={"limit": [f"Give a whole number from 1 to {MAX_LIMIT}."]},
+        )
+    return int(raw)

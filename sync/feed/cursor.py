@@ -1,0 +1,73 @@
+"""The pull cursor: where a node stands in its store's change feed, opaque and tamper-evident.
+
+A cursor names a *delta* of the feed: the changes committed after snapshot ``after`` and by
+snapshot ``upto`` (PostgreSQL snapshots as text, ``xmin:xmax:xip,…``; on SQLite, whose writers
+are serialised, feed versions), and the position ``(txid, version, id)`` reached inside it.
+A delta is served in pages; when it is exhausted the next one starts at ``upto``. Because a
+snapshot knows which transactions were still running, a change committed late by a long
+transaction is served in a later delta instead of being skipped, and it holds back nobody.
+
+The cursor is signed with the project's secret and bound to the store, so a node cannot
+forge one, edit one, or use another store's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core import signing
+
+from erp.errors import ValidationFailed
+
+_SALT = "tillbook.sync.pull.cursor"
+_VERSION = 1
+
+
+class InvalidCursor(ValidationFailed):
+    code = "invalid_cursor"
+
+
+@dataclass(frozen=True)
+class Cursor:
+    store_id: int
+    after: str | None = None  # snapshot (or SQLite version) already served in full
+    upto: str | None = None  # end of the delta being paged, None between deltas
+    position: tuple[int, int, int] | None = None  # last row served in this delta
+    initial: bool = True  # the first delta of a node with no state: tombstones are skipped
+
+    def encode(self) -> str:
+        payload = {
+            "v": _VERSION,
+            "s": self.store_id,
+            "a": self.after,
+            "u": self.upto,
+            "p": list(self.position) if self.position else None,
+            "i": self.initial,
+        }
+        return signing.dumps(payload, salt=_SALT, compress=True)
+
+    @classmethod
+    def decode(cls, token: str, *, store_id: int) -> Cursor:
+        if len(token) > 4096:
+            raise InvalidCursor("The cursor is too long to be one this server issued.")
+        try:
+            payload = signing.loads(token, salt=_SALT)
+        except signing.BadSignature as exc:
+            raise InvalidCursor(
+                "The cursor is not one this server issued (it was altered or truncated); "
+                "pull without a cursor to start again."
+            ) from exc
+        except Exception as exc:  # a validly signed but undecodable payload cannot happen
+            raise InvalidCursor("The cursor cannot be read.") from exc
+        if not isinstance(payload, dict) or payload.get("v") != _VERSION:
+            raise InvalidCursor("The cursor is from another protocol version; pull without one.")
+        if payload.get("s") != store_id:
+            raise InvalidCursor("The cursor belongs to another store.")
+        position = payload.get("p")
+        return cls(
+            store_id=store_id,
+            after=payload.get("a"),
+            upto=payload.get("u"),
+            position=tuple(position) if position else None,  # type: ignore[arg-type]
+            initial=bool(payload.get("i")),
+        )

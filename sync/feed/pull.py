@@ -1,0 +1,293 @@
+"""``GET /api/v1/sync/pull``: the master-data changes one store may see, oldest first.
+
+The feed (:class:`sync.models.FeedChange`) holds one row per entity and scope, moved to the
+transaction of its latest change. A pull reads, inside one read-only snapshot, the rows of the
+store's scopes (``global``, its price list, ``store:<id>``) that belong to the cursor's delta,
+then the current data of those entities from the same snapshot, so ``version`` and ``data``
+always agree.
+
+Which rows belong to a delta is decided by transaction visibility, not by ids: on PostgreSQL
+a row is in the delta ``(after, upto]`` when its transaction is visible in snapshot ``upto``
+and was not in snapshot ``after``. A transaction still open when a page is served is not
+visible in that page's snapshot, so its changes land in a later delta, whatever their ids.
+SQLite serialises writers, so there the feed version alone orders commits.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+
+from inventory.models import Barcode, Price, Product, TaxRate
+from stores.models import Cashier, Register, Store
+from sync.feed.cursor import Cursor
+
+DEFAULT_LIMIT = 500
+MAX_LIMIT = 5000
+
+_COLUMNS = "id, entity, scope, entity_key, obj_id, op, txid, version"
+
+
+@dataclass(frozen=True)
+class FeedRow:
+    id: int
+    entity: str
+    scope: str
+    entity_key: str
+    obj_id: int | None
+    op: str
+    txid: int
+    version: int
+
+
+@dataclass(frozen=True)
+class PullPage:
+    changes: list[dict[str, Any]]
+    cursor: str
+    has_more: bool
+
+
+def store_scopes(store: Store) -> list[str]:
+    return ["global", f"pl:{store.price_list_id}", f"store:{store.pk}"]
+
+
+def changes_pull(*, store: Store, cursor: str | None, limit: int = DEFAULT_LIMIT) -> PullPage:
+    """One page of ``store``'s feed after ``cursor`` (None: from nothing, the current state)."""
+    position = Cursor.decode(cursor, store_id=store.pk) if cursor else Cursor(store_id=store.pk)
+    limit = max(1, min(limit, MAX_LIMIT))
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if connection.vendor == "postgresql" and outermost:
+            with connection.cursor() as db:
+                # A read-only snapshot for the whole page: the store, the feed rows and the
+                # entities' data below are read at one instant.
+                db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        store = Store.objects.select_related("currency", "price_list__currency").get(pk=store.pk)
+        if connection.vendor == "postgresql":
+            rows, upto = _rows_postgresql(position, store, limit + 1)
+        else:
+            rows, upto = _rows_sqlite(position, store, limit + 1)
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        changes = _materialise(rows, store)
+    if has_more:
+        last = rows[-1]
+        next_cursor = Cursor(
+            store_id=store.pk,
+            after=position.after,
+            upto=upto,
+            position=(last.txid, last.version, last.id),
+            initial=position.initial,
+        )
+    elif rows or position.upto is not None or position.initial:
+        # The delta is done: the next pull starts where this snapshot ends.
+        next_cursor = Cursor(store_id=store.pk, after=upto, initial=False)
+    else:
+        # Nothing new: the same cursor again, so an idle node's answer (and its ETag) is stable.
+        next_cursor = position
+    return PullPage(changes=changes, cursor=next_cursor.encode(), has_more=has_more)
+
+
+def _rows_postgresql(position: Cursor, store: Store, limit: int) -> tuple[list[FeedRow], str]:
+    with connection.cursor() as db:
+        if position.upto is None:
+            db.execute("SELECT pg_current_snapshot()::text")
+            upto = db.fetchone()[0]
+        else:
+            upto = position.upto
+        conditions = [
+            "scope = %(scope)s",
+            "txid < pg_snapshot_xmax(%(upto)s::pg_snapshot)::text::bigint",
+            "pg_visible_in_snapshot(txid::text::xid8, %(upto)s::pg_snapshot)",
+        ]
+        params: dict[str, Any] = {"upto": upto, "limit": limit}
+        if position.after is not None:
+            conditions += [
+                "txid >= pg_snapshot_xmin(%(after)s::pg_snapshot)::text::bigint",
+                "NOT pg_visible_in_snapshot(txid::text::xid8, %(after)s::pg_snapshot)",
+            ]
+            params["after"] = position.after
+        if position.position is not None:
+            conditions.append("(txid, version, id) > (%(p_txid)s, %(p_version)s, %(p_id)s)")
+            params.update(zip(("p_txid", "p_version", "p_id"), position.position, strict=True))
+        if position.initial:
+            conditions.append("op = 'upsert'")
+        rows = _union(db, conditions, params, store, "txid, version, id")
+    return rows, upto
+
+
+def _rows_sqlite(position: Cursor, store: Store, limit: int) -> tuple[list[FeedRow], str]:
+    with connection.cursor() as db:
+        if position.upto is None:
+            db.execute("SELECT value FROM sync_feedclock WHERE id = 1")
+            found = db.fetchone()
+            upto = str(found[0] if found else 0)
+        else:
+            upto = position.upto
+        conditions = ["scope = %(scope)s", "version <= %(upto)s"]
+        params: dict[str, Any] = {"upto": int(upto), "limit": limit}
+        if position.after is not None:
+            conditions.append("version > %(after)s")
+            params["after"] = int(position.after)
+        if position.position is not None:
+            conditions.append("(version, id) > (%(p_version)s, %(p_id)s)")
+            params.update(p_version=position.position[1], p_id=position.position[2])
+        if position.initial:
+            conditions.append("op = 'upsert'")
+        rows = _union(db, conditions, params, store, "version, id")
+    return rows, upto
+
+
+def _union(
+    db: Any, conditions: list[str], params: dict[str, Any], store: Store, order: str
+) -> list[FeedRow]:
+    """The first ``limit`` rows of the store's scopes in feed order: one index range per scope,
+    merged."""
+    where = " AND ".join(conditions)
+    parts = []
+    for index, scope in enumerate(store_scopes(store)):
+        params[f"scope{index}"] = scope
+        part_where = where.replace("%(scope)s", f"%(scope{index})s")
+        parts.append(
+            f"SELECT * FROM (SELECT {_COLUMNS} FROM sync_feedchange WHERE {part_where} "
+            f"ORDER BY {order} LIMIT %(limit)s) AS s{index}"
+        )
+    sql = " UNION ALL ".join(parts) + f" ORDER BY {order} LIMIT %(limit)s"
+    db.execute(sql, params)
+    return [FeedRow(*row) for row in db.fetchall()]
+
+
+# --- what a change carries ----------------------------------------------------------------------
+
+
+def _materialise(rows: list[FeedRow], store: Store) -> list[dict[str, Any]]:
+    wanted: dict[str, set[int]] = defaultdict(set)
+    for row in rows:
+        if row.op == "upsert" and row.obj_id is not None:
+            wanted[row.entity].add(row.obj_id)
+    data: dict[str, dict[int, dict[str, Any]]] = {
+        entity: _LOADERS[entity](ids, store) for entity, ids in wanted.items()
+    }
+    changes = []
+    for row in rows:
+        payload = data.get(row.entity, {}).get(row.obj_id) if row.op == "upsert" else None
+        changes.append(
+            {
+                "entity": row.entity,
+                "key": row.entity_key,
+                # An entity gone from this store's view since its row was written is a delete.
+                "op": "upsert" if payload is not None else "delete",
+                "version": row.version,
+                "data": payload,
+            }
+        )
+    return changes
+
+
+def _products(ids: Iterable[int], store: Store) -> dict[int, dict[str, Any]]:
+    products = Product.objects.filter(pk__in=list(ids)).select_related("tax_rate")
+    barcodes: dict[int, list[str]] = defaultdict(list)
+    for product_id, code in (
+        Barcode.objects.filter(product_id__in=list(ids))
+        .order_by("code")
+        .values_list("product_id", "code")
+    ):
+        barcodes[product_id].append(code)
+    return {
+        product.pk: {
+            "sku": product.sku,
+            "name": product.name,
+            "barcodes": barcodes.get(product.pk, []),
+            "unit": product.unit,
+            "tax_code": product.tax_rate.code,
+            "active": product.active,
+            "weighed": product.weighed,
+        }
+        for product in products
+    }
+
+
+def _prices(ids: Iterable[int], store: Store) -> dict[int, dict[str, Any]]:
+    prices = Price.objects.filter(pk__in=list(ids), price_list_id=store.price_list_id)
+    quantum = store.price_list.currency.quantum()
+    return {
+        price.pk: {
+            "sku": sku,
+            "price": str(price.price.quantize(quantum)),
+            "valid_from": price.valid_from.isoformat(),
+            "valid_to": price.valid_to.isoformat() if price.valid_to else None,
+        }
+        for price, sku in ((price, price.product.sku) for price in prices.select_related("product"))
+    }
+
+
+def _tax_rates(ids: Iterable[int], store: Store) -> dict[int, dict[str, Any]]:
+    return {
+        rate.pk: {
+            "code": rate.code,
+            "name": rate.name,
+            "rate": str(rate.rate.normalize()) if rate.rate else "0",
+            "inclusive": rate.inclusive,
+            "active": rate.active,
+        }
+        for rate in TaxRate.objects.filter(pk__in=list(ids))
+    }
+
+
+def _store_configs(ids: Iterable[int], store: Store) -> dict[int, dict[str, Any]]:
+    if store.pk not in set(ids):
+        return {}
+    current = Store.objects.select_related("currency", "price_list").get(pk=store.pk)
+    return {current.pk: store_config(current)}
+
+
+def store_config(store: Store) -> dict[str, Any]:
+    quantum = store.currency.quantum()
+    return {
+        "code": store.code,
+        "name": store.name,
+        "timezone": store.timezone,
+        "currency": store.currency_id,
+        "currency_minor_units": store.currency.minor_units,
+        "price_list": store.price_list.code,
+        "active": store.active,
+        "offline": {
+            "card_limit": str(store.offline_card_limit.quantize(quantum)),
+            "warn_after_hours": store.offline_warn_hours,
+        },
+        "supervisor_operations": list(store.supervisor_operations),
+    }
+
+
+def _registers(ids: Iterable[int], store: Store) -> dict[int, dict[str, Any]]:
+    return {
+        register.pk: {"code": register.code, "name": register.name, "active": register.active}
+        for register in Register.objects.filter(pk__in=list(ids), store=store)
+    }
+
+
+def _cashiers(ids: Iterable[int], store: Store) -> dict[int, dict[str, Any]]:
+    return {
+        cashier.pk: {
+            "code": cashier.code,
+            "name": cashier.name,
+            "role": cashier.role,
+            "pin_hash": cashier.pin_hash,
+            "active": cashier.active,
+        }
+        for cashier in Cashier.objects.filter(pk__in=list(ids), memberships__store=store)
+    }
+
+
+_LOADERS = {
+    "product": _products,
+    "price": _prices,
+    "tax_rate": _tax_rates,
+    "store_config": _store_configs,
+    "register": _registers,
+    "cashier": _cashiers,
+}
