@@ -187,7 +187,7 @@ class RegisterSyncState(models.Model):
 
 
 class NodeSyncState(models.Model):
-    """Per node key: its last push and the skew of its clock against HQ's."""
+    """Per node key: its last push and pull, and the skew of its clock against HQ's."""
 
     node_key = models.OneToOneField(
         NodeKey, primary_key=True, on_delete=models.PROTECT, related_name="sync_state"
@@ -197,6 +197,15 @@ class NodeSyncState(models.Model):
     last_node_time = models.DateTimeField(null=True, blank=True)
     clock_skew_seconds = models.FloatField(
         null=True, blank=True, help_text="Node clock minus HQ clock at the last push (seconds)."
+    )
+    last_pull_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last master-data pull (to the minute)."
+    )
+    pull_current_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Last pull that reached the end of the feed: the node held head office's "
+        "master data as of then.",
     )
 
     class Meta:

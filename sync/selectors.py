@@ -169,6 +169,8 @@ def sync_status(*, node_key: NodeKey) -> dict[str, Any]:
         {
             "key_prefix": s.node_key.prefix,
             "last_push_at": iso_utc(s.last_push_at),
+            "last_pull_at": iso_utc(s.last_pull_at),
+            "pull_current_at": iso_utc(s.pull_current_at),
             "clock_skew_seconds": s.clock_skew_seconds,
         }
         for s in NodeSyncState.objects.filter(store=store).select_related("node_key")
@@ -180,6 +182,8 @@ def sync_status(*, node_key: NodeKey) -> dict[str, Any]:
         "node": {
             "key_prefix": node_key.prefix,
             "last_push_at": iso_utc(node.last_push_at) if node else None,
+            "last_pull_at": iso_utc(node.last_pull_at) if node else None,
+            "pull_current_at": iso_utc(node.pull_current_at) if node else None,
             "clock_skew_seconds": node.clock_skew_seconds if node else None,
         },
         "nodes": nodes,
@@ -205,6 +209,8 @@ def node_sync_overview(*, store: Store) -> list[dict[str, Any]]:
                 "label": key.label,
                 "active": key.is_active,
                 "last_push_at": state.last_push_at if state else None,
+                "last_pull_at": state.last_pull_at if state else None,
+                "pull_current_at": state.pull_current_at if state else None,
                 "last_node_time": state.last_node_time if state else None,
                 "clock_skew_seconds": skew,
                 "skew_exceeded": skew is not None and abs(skew) > limit,

@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from erp.errors import ApplicationError, PayloadTooLarge, ValidationFailed
 from sync import selectors
 from sync.api.auth import IsNode, NodeKeyAuthentication, NodeRateThrottle
-from sync.feed.pull import DEFAULT_LIMIT, MAX_LIMIT, changes_pull
+from sync.feed.pull import DEFAULT_LIMIT, MAX_LIMIT, changes_pull, pull_record
 from sync.push.service import batch_push
 
 _ERROR = inline_serializer(
@@ -197,6 +197,7 @@ class PullView(NodeView):
         limit = _limit(request.query_params.get("limit"))
         cursor = request.query_params.get("cursor") or None
         page = changes_pull(store=request.auth.store, cursor=cursor, limit=limit)
+        pull_record(node_key=request.auth, complete=not page.has_more)
         body = msgspec.json.encode(
             {"changes": page.changes, "cursor": page.cursor, "has_more": page.has_more}
         )

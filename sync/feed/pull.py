@@ -15,16 +15,19 @@ SQLite serialises writers, so there the feed version alone orders commits.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from inventory.models import Barcode, Price, Product, TaxRate
-from stores.models import Cashier, Register, Store
+from stores.models import Cashier, NodeKey, Register, Store
 from sync.feed.cursor import Cursor
+from sync.models import NodeSyncState
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 5000
@@ -291,3 +294,33 @@ _LOADERS = {
     "register": _registers,
     "cashier": _cashiers,
 }
+
+
+# Pulls are frequent (an idle node polls every few seconds); record them at this resolution.
+PULL_RECORD_RESOLUTION = dt.timedelta(seconds=30)
+
+
+def pull_record(*, node_key: NodeKey, complete: bool) -> None:
+    """Note that ``node_key`` pulled (and, if ``complete``, that it reached the feed's end)."""
+    now = timezone.now()
+    state = (
+        NodeSyncState.objects.filter(node_key=node_key)
+        .only("last_pull_at", "pull_current_at")
+        .first()
+    )
+    fresh = now - PULL_RECORD_RESOLUTION
+    recent = state is not None and state.last_pull_at is not None and state.last_pull_at > fresh
+    current = (
+        state is not None and state.pull_current_at is not None and state.pull_current_at > fresh
+    )
+    if recent and (not complete or current):
+        return
+    changes: dict[str, Any] = {"last_pull_at": now}
+    if complete:
+        changes["pull_current_at"] = now
+    if state is None:
+        NodeSyncState.objects.get_or_create(
+            node_key=node_key, defaults={"store_id": node_key.store_id, **changes}
+        )
+    else:
+        NodeSyncState.objects.filter(node_key=node_key).update(**changes)
