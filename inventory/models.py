@@ -75,7 +75,7 @@ class TaxRate(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.code} ({self.rate.normalize()}%)"
+        return f"{self.code} ({format(self.rate.normalize(), 'f')}%)"
 
 
 class Unit(models.TextChoices):

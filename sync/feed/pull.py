@@ -233,7 +233,7 @@ def _tax_rates(ids: Iterable[int], store: Store) -> dict[int, dict[str, Any]]:
         rate.pk: {
             "code": rate.code,
             "name": rate.name,
-            "rate": str(rate.rate.normalize()) if rate.rate else "0",
+            "rate": str(rate.rate),
             "inclusive": rate.inclusive,
             "active": rate.active,
         }
