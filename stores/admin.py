@@ -1,16 +1,21 @@
-"""Head-office admin for stores, registers and node keys.
+"""Head-office admin for stores, registers, node keys and cashiers.
 
 Writes go through ``stores.services`` (see ``inventory.admin`` for how the admin does that).
 A node key is issued from a store (an action on the list, or the button on its page) and its
 plain text is rendered once, in the response to that request: it is never put in a message,
 a session or a redirect, and only its SHA-256 digest is stored. The digest itself is never
 displayed either.
+
+A cashier's PIN is typed into a password field that is never filled in again, and goes
+straight to the services, which keep only its hash; the hash is never displayed (nor in
+history, which excludes it).
 """
 
 from __future__ import annotations
 
 import functools
 import zoneinfo
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
@@ -19,23 +24,36 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.models import ADDITION, LogEntry
 from django.contrib.admin.utils import model_ngettext, unquote
+from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.core.exceptions import PermissionDenied
 from django.db import router, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.cache import patch_cache_control
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 
-from erp.errors import ApplicationError
+from erp.errors import ApplicationError, ValidationFailed
 from inventory.admin import (
+    REASON,
     ReadOnlyTabularInline,
     ServiceAdmin,
     ServiceTabularInline,
     Writes,
+    _adopt,
 )
 from stores import services
-from stores.models import NodeKey, Register, Store
+from stores.models import (
+    SUPERVISOR_OPERATIONS,
+    Cashier,
+    CashierStore,
+    NodeKey,
+    Register,
+    Store,
+    default_supervisor_operations,
+)
 
 NODE_KEY_FIELDS = (
     "prefix",
@@ -54,16 +72,35 @@ def _timezone_choices() -> list[tuple[str, str]]:
     return [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
 
+OFFLINE_RULE_FIELDS = ("offline_card_limit", "offline_warn_hours", "supervisor_operations")
+
+
 class StoreForm(forms.ModelForm):
     timezone = forms.ChoiceField(
         choices=_timezone_choices,
         initial=settings.TIME_ZONE,
         help_text="The store's IANA time zone: it decides which business date a sale belongs to.",
     )
+    supervisor_operations = forms.MultipleChoiceField(
+        choices=[(name, name.replace("_", " ")) for name in SUPERVISOR_OPERATIONS],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        initial=default_supervisor_operations,
+        help_text="Till operations that need a supervisor's code and PIN.",
+    )
 
     class Meta:
         model = Store
-        fields = ("code", "name", "timezone", "currency", "price_list", "stock_location", "active")
+        fields = (
+            "code",
+            "name",
+            "timezone",
+            "currency",
+            "price_list",
+            "stock_location",
+            "active",
+            *OFFLINE_RULE_FIELDS,
+        )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -74,6 +111,20 @@ class StoreForm(forms.ModelForm):
             location.help_text = (
                 "Leave empty to create the store's own sales-floor location, with the store's code."
             )
+
+    def clean_supervisor_operations(self) -> list[str]:
+        chosen = set(self.cleaned_data.get("supervisor_operations") or ())
+        return [name for name in SUPERVISOR_OPERATIONS if name in chosen]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        limit = cleaned.get("offline_card_limit")
+        currency = cleaned.get("currency") or getattr(self.instance, "currency", None)
+        if limit is not None and currency is not None:
+            errors = services.store_offline_card_limit_errors(limit, currency)
+            if errors:
+                self.add_error("offline_card_limit", errors)
+        return cleaned
 
 
 class RegisterInline(ServiceTabularInline):
@@ -143,16 +194,30 @@ class StoreAdmin(ServiceAdmin):
     search_fields = ("code", "name")
     autocomplete_fields = ("currency", "price_list", "stock_location")
     ordering = ("code",)
-    fields = (
-        "code",
-        "name",
-        "timezone",
-        "currency",
-        "price_list",
-        "stock_location",
-        "active",
-        "created_at",
-        "updated_at",
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "code",
+                    "name",
+                    "timezone",
+                    "currency",
+                    "price_list",
+                    "stock_location",
+                    "active",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
+        (
+            "Offline rules",
+            {
+                "fields": OFFLINE_RULE_FIELDS,
+                "description": "What the store's tills may do while head office is unreachable.",
+            },
+        ),
     )
     readonly_fields = ("created_at", "updated_at")
     actions = ("issue_node_key", "activate_selected", "deactivate_selected", "delete_selected")
@@ -394,3 +459,212 @@ class NodeKeyAdmin(ServiceAdmin):
                 helper = self.get_historical_record_context_helper(request, previous)
                 previous.history_delta_changes = helper.context_for_delta_changes(delta)
             previous = current
+
+
+# --- cashiers -----------------------------------------------------------------------------------
+
+
+class CashierStoresField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: Store) -> str:
+        return f"{obj.code} {obj.name}" + ("" if obj.active else " (inactive)")
+
+
+class CashierForm(forms.ModelForm):
+    pin = forms.CharField(
+        label="PIN",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password", "inputmode": "numeric"}
+        ),
+        help_text="4 to 8 digits.",
+    )
+    # Not named "stores": the admin writes the memberships through the services, not the M2M.
+    in_stores = CashierStoresField(
+        label="Stores",
+        queryset=Store.objects.none(),
+        required=False,
+        widget=FilteredSelectMultiple("stores", is_stacked=False),
+        help_text="The stores whose tills the cashier may sign in at. Only active stores can be "
+        "added.",
+    )
+
+    class Meta:
+        model = Cashier
+        fields = ("code", "name", "role", "active")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        adding = self.instance._state.adding
+        pin = self.fields["pin"]
+        pin.required = adding
+        if not adding:
+            pin.label = "New PIN"
+            pin.help_text = "4 to 8 digits. Leave empty to keep the current PIN."
+        current = (
+            [] if adding else list(self.instance.memberships.values_list("store_id", flat=True))
+        )
+        # Active stores to choose from, and the inactive ones the cashier already works in.
+        self.fields["in_stores"].queryset = Store.objects.filter(
+            Q(active=True) | Q(pk__in=current)
+        ).order_by("code")
+        if not adding:
+            self.fields["in_stores"].initial = current
+
+    def clean_pin(self) -> str:
+        pin = self.cleaned_data.get("pin") or ""
+        if pin:
+            errors = services.cashier_pin_errors(pin)
+            if errors:
+                raise forms.ValidationError(errors, code="invalid_pin")
+        return pin
+
+
+CASHIER_WRITES = Writes(
+    services.cashier_create,
+    services.cashier_update,
+    services.cashier_delete,
+    instance="cashier",
+)
+
+
+@admin.register(Cashier)
+class CashierAdmin(ServiceAdmin):
+    form = CashierForm
+    writes = CASHIER_WRITES
+    immutable_fields = ("code",)
+    list_display = ("code", "name", "role", "active", "store_codes")
+    list_display_links = ("code", "name")
+    list_filter = ("active", "role", ("stores", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("code", "name")
+    search_help_text = "Code or name."
+    ordering = ("code",)
+    fields = ("code", "name", "role", "active", "pin", "in_stores", "created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at")
+    actions = ("activate_selected", "deactivate_selected", "delete_selected")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Cashier]:
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related(
+                Prefetch("stores", queryset=Store.objects.only("pk", "code").order_by("code"))
+            )
+        )
+
+    @admin.display(description="stores")
+    def store_codes(self, obj: Cashier) -> str:
+        return ", ".join(store.code for store in obj.stores.all())
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+        if obj is not None and not self.has_change_permission(request, obj):
+            # A read-only page: no PIN field, and the stores as text.
+            return ("code", "name", "role", "active", "store_codes", "created_at", "updated_at")
+        return super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None and not self.has_change_permission(request, obj):
+            fields += ("store_codes",)
+        return fields
+
+    @method_decorator(sensitive_post_parameters("pin"))
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(
+        self, request: HttpRequest, obj: Cashier, form: forms.ModelForm, change: bool
+    ) -> None:
+        pin = form.cleaned_data.get("pin") or None
+        try:
+            saved = self._save_cashier(request, obj, form, change, pin)
+        except ValidationFailed as exc:
+            # The form's field is "in_stores": put the services' "stores" message next to it.
+            if isinstance(exc.details, dict) and "stores" in exc.details:
+                exc.details = {
+                    ("in_stores" if k == "stores" else k): v for k, v in exc.details.items()
+                }
+            raise
+        if saved is not None:
+            _adopt(obj, saved)
+
+    def _save_cashier(
+        self,
+        request: HttpRequest,
+        obj: Cashier,
+        form: forms.ModelForm,
+        change: bool,
+        pin: str | None,
+    ) -> Cashier | None:
+        data = form.cleaned_data
+        names = ("code", "name", "role", "active")
+        if change:
+            stores = list(data["in_stores"]) if "in_stores" in form.changed_data else None
+            changes = {n: data[n] for n in form.changed_data if n in names}
+            if not changes and pin is None and stores is None:
+                return None
+            return services.cashier_update(
+                cashier=self._stored(obj),
+                actor=request.user,
+                changes=changes,
+                pin=pin,
+                stores=stores,
+                reason=REASON,
+            )
+        return services.cashier_create(
+            actor=request.user,
+            pin=pin or "",
+            stores=list(data.get("in_stores") or ()),
+            reason=REASON,
+            **{n: data[n] for n in names if n in data},
+        )
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, Any, Any]:
+        # A cashier that sales name is not deleted but deactivated: say so up front.
+        result = super().get_deleted_objects(objs, request)
+        if not request.POST.get("post") and any(services.cashier_is_used(c) for c in objs):
+            self.message_user(
+                request,
+                "Some of these cashiers appear on sales or till sessions; they will be "
+                "deactivated instead of deleted.",
+                messages.WARNING,
+            )
+        return result
+
+
+def _membership_delete(*, membership: CashierStore, actor: Any) -> bool:
+    return services.cashier_store_remove(
+        cashier=membership.cashier, store=membership.store, actor=actor, reason=REASON
+    )
+
+
+def _membership_update(*, membership: CashierStore, **kwargs: Any) -> CashierStore:
+    raise ValidationFailed("A membership is not changed: remove it and add another.")
+
+
+@admin.register(CashierStore)
+class CashierStoreAdmin(ServiceAdmin):
+    """Who works where, with its history. Memberships are chosen on the cashier's page; one
+    can also be added or removed here (through the same services)."""
+
+    writes = Writes(
+        services.cashier_store_add, _membership_update, _membership_delete, instance="membership"
+    )
+    list_display = ("cashier", "store")
+    list_filter = (("store", admin.RelatedOnlyFieldListFilter),)
+    list_select_related = ("cashier", "store")
+    search_fields = ("cashier__code", "cashier__name", "store__code")
+    autocomplete_fields = ("cashier", "store")
+    ordering = ("cashier__code", "store__code")
+    fields = ("cashier", "store")
+    immutable_fields = ("cashier", "store")
+    actions = ("delete_selected",)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

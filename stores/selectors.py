@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Prefetch, QuerySet
 
 from inventory.models import StockLevel
-from stores.models import NodeKey, Register, Sale, SaleLine, Store, Tender
+from stores.models import Cashier, NodeKey, Register, Sale, SaleLine, Store, Tender
 
 
 def store_list() -> QuerySet[Store]:
@@ -40,3 +40,10 @@ def stock_on_hand_list() -> QuerySet[StockLevel]:
     return StockLevel.objects.select_related("location__store", "product").order_by(
         "location__code", "product__sku"
     )
+
+
+def cashier_list() -> QuerySet[Cashier]:
+    """Cashiers with the codes of their stores: two queries for any page size."""
+    return Cashier.objects.prefetch_related(
+        Prefetch("stores", queryset=Store.objects.only("pk", "code").order_by("code"))
+    ).order_by("code")

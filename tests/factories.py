@@ -115,3 +115,32 @@ class PriceFactory(factory.django.DjangoModelFactory):
     price = Decimal("1.99")
     valid_from = dt.date(2026, 1, 1)
     valid_to = None
+
+
+def _pin_hash(pin: str) -> str:
+    from django.contrib.auth.hashers import make_password
+
+    return make_password(pin)
+
+
+class CashierFactory(factory.django.DjangoModelFactory):
+    """A cashier whose PIN is ``pin`` (default 1234); ``stores=[...]`` adds memberships."""
+
+    class Meta:
+        model = "stores.Cashier"
+        skip_postgeneration_save = True
+        exclude = ("pin",)
+
+    code = factory.Sequence(lambda n: f"C{n:03d}")
+    name = factory.Sequence(lambda n: f"Cashier {n}")
+    role = "cashier"
+    pin = "1234"
+    pin_hash = factory.LazyAttribute(lambda o: _pin_hash(o.pin))
+
+    @factory.post_generation
+    def stores(self, create: bool, extracted: list[Store] | None, **kwargs: object) -> None:
+        from stores.models import CashierStore
+
+        if create and extracted:
+            for store in extracted:
+                CashierStore.objects.create(cashier=self, store=store)

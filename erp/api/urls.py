@@ -13,7 +13,7 @@ from inventory.api.views import (
 )
 from stores.api.sales import SaleViewSet
 from stores.api.stock import StockViewSet
-from stores.api.views import NodeKeyViewSet, RegisterViewSet, StoreViewSet
+from stores.api.views import CashierViewSet, NodeKeyViewSet, RegisterViewSet, StoreViewSet
 from sync.api.reconciliation import ReconciliationExceptionViewSet
 
 
@@ -28,6 +28,7 @@ router.register("products", ProductViewSet, basename="product")
 router.register("price-lists", PriceListViewSet, basename="price-list")
 router.register("stock-locations", StockLocationViewSet, basename="stock-location")
 router.register("stores", StoreViewSet, basename="store")
+router.register("cashiers", CashierViewSet, basename="cashier")
 router.register("sales", SaleViewSet, basename="sale")
 router.register("stock", StockViewSet, basename="stock")
 router.register("exceptions", ReconciliationExceptionViewSet, basename="exception")

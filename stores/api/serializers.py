@@ -1,12 +1,22 @@
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from rest_framework import serializers
 
-from erp.api.serializers import StrictModelSerializer, StrictSerializer
+from erp.api.serializers import DecimalString, StrictModelSerializer, StrictSerializer
 from inventory.models import Currency, PriceList, StockLocation
-from stores.models import NodeKey, Register, Store, validate_timezone
+from stores.models import (
+    MONEY,
+    SUPERVISOR_OPERATIONS,
+    Cashier,
+    NodeKey,
+    Register,
+    Store,
+    validate_timezone,
+)
+from stores.services import cashier_pin_errors, store_offline_card_limit_errors
 
 
 class StoreSerializer(StrictModelSerializer):
@@ -20,6 +30,26 @@ class StoreSerializer(StrictModelSerializer):
         help_text="Defaults to a new sales-floor location with the store's code.",
     )
     registers = serializers.SerializerMethodField()
+    offline_card_limit = DecimalString(
+        **MONEY,
+        min_value=Decimal("0"),
+        required=False,
+        help_text="Largest card payment a till accepts offline, in the store's currency, as a "
+        'string with at most the currency\'s decimals ("50.00"); "0" refuses cards offline.',
+    )
+    offline_warn_hours = serializers.IntegerField(
+        min_value=1,
+        max_value=720,
+        required=False,
+        help_text="Hours without a successful sync before the till warns the cashier.",
+    )
+    supervisor_operations = serializers.ListField(
+        child=serializers.ChoiceField(choices=SUPERVISOR_OPERATIONS),
+        required=False,
+        allow_empty=True,
+        max_length=len(SUPERVISOR_OPERATIONS),
+        help_text="Till operations that need a supervisor's code and PIN.",
+    )
 
     class Meta:
         model = Store
@@ -31,6 +61,9 @@ class StoreSerializer(StrictModelSerializer):
             "price_list",
             "stock_location",
             "active",
+            "offline_card_limit",
+            "offline_warn_hours",
+            "supervisor_operations",
             "registers",
             "created_at",
             "updated_at",
@@ -42,6 +75,26 @@ class StoreSerializer(StrictModelSerializer):
 
     def validate_timezone(self, value: str) -> str:
         return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # Checked when either changes: a store moving to JPY must not keep a limit of 50.50.
+        if "offline_card_limit" not in attrs and "currency" not in attrs:
+            return attrs
+        limit = attrs.get("offline_card_limit", getattr(self.instance, "offline_card_limit", None))
+        currency = attrs.get("currency") or getattr(self.instance, "currency", None)
+        if limit is not None and currency is not None:
+            errors = store_offline_card_limit_errors(limit, currency)
+            if errors:
+                raise serializers.ValidationError({"offline_card_limit": errors})
+        return attrs
+
+    def to_representation(self, instance: Store) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        # Amounts travel with the currency's number of decimals: "50.00" EUR, "5000" JPY.
+        data["offline_card_limit"] = str(
+            instance.offline_card_limit.quantize(instance.currency.quantum())
+        )
+        return data
 
 
 class RegisterSerializer(StrictModelSerializer):
@@ -84,3 +137,50 @@ class IssuedNodeKeySerializer(NodeKeySerializer):
     class Meta(NodeKeySerializer.Meta):
         fields = ["key", *NodeKeySerializer.Meta.fields]
         read_only_fields = fields
+
+
+class PinField(serializers.CharField):
+    """A PIN travels as a string: a JSON number would lose its leading zeros."""
+
+    default_error_messages = {"not_a_string": 'Send the PIN as a string, for example "0429".'}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+class CashierSerializer(StrictModelSerializer):
+    """A cashier by code. The PIN is write-only; its hash is never part of the resource."""
+
+    stores = serializers.SlugRelatedField(
+        slug_field="code",
+        queryset=Store.objects.all(),
+        many=True,
+        help_text="Codes of the (active) stores the cashier works in.",
+    )
+    pin = PinField(
+        write_only=True,
+        required=False,
+        trim_whitespace=False,
+        max_length=64,
+        style={"input_type": "password"},
+        help_text="4 to 8 digits. Required when creating; when changing, send it only to set a "
+        "new PIN. Never returned.",
+    )
+
+    class Meta:
+        model = Cashier
+        fields = ["code", "name", "role", "active", "stores", "pin", "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance is None:
+            self.fields["pin"].required = True
+
+    def validate_pin(self, value: str) -> str:
+        errors = cashier_pin_errors(value)
+        if errors:
+            raise serializers.ValidationError(errors, code="invalid_pin")
+        return value

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -11,14 +12,16 @@ from rest_framework.response import Response
 
 from erp.api.views import ReadViewSet, ServiceViewSet
 from stores import selectors, services
+from stores.api.filters import CashierFilter
 from stores.api.serializers import (
+    CashierSerializer,
     IssuedNodeKeySerializer,
     NodeKeyIssueSerializer,
     NodeKeySerializer,
     RegisterSerializer,
     StoreSerializer,
 )
-from stores.models import NodeKey, Register, Store
+from stores.models import Cashier, NodeKey, Register, Store
 
 
 class StoreViewSet(ServiceViewSet):
@@ -133,3 +136,45 @@ class NodeKeyViewSet(_InStore, ReadViewSet):
         node_key = self.get_object()
         services.node_key_revoke(node_key=node_key, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CashierViewSet(ServiceViewSet):
+    """Cashiers by code. The PIN is write-only and its hash is never returned; removing a
+    cashier that a sale or till session names deactivates them (answer ``200``)."""
+
+    serializer_class = CashierSerializer
+    lookup_field = "code"
+    lookup_value_regex = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+    filterset_class = CashierFilter
+    ordering_fields = ["code", "name", "updated_at"]
+
+    def get_queryset(self) -> QuerySet[Cashier]:
+        return selectors.cashier_list()
+
+    def perform_service_create(self, data: dict[str, Any]) -> Any:
+        return services.cashier_create(
+            actor=self.request.user,
+            code=data.pop("code"),
+            name=data.pop("name"),
+            role=data.pop("role", Cashier.Role.CASHIER),
+            pin=data.pop("pin"),
+            stores=data.pop("stores"),
+            reason="api",
+            **data,
+        )
+
+    def perform_service_update(self, instance: Any, data: dict[str, Any]) -> Any:
+        pin = data.pop("pin", None)
+        stores = data.pop("stores", None)
+        return services.cashier_update(
+            cashier=instance,
+            actor=self.request.user,
+            changes=data,
+            pin=pin,
+            stores=stores,
+            reason="api",
+        )
+
+    def perform_service_destroy(self, instance: Any) -> Any:
+        deleted = services.cashier_delete(cashier=instance, actor=self.request.user, reason="api")
+        return None if deleted else instance

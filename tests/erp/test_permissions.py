@@ -24,6 +24,7 @@ from sync.models import ReconciliationException
 from sync.push.service import batch_push
 from tests.factories import (
     BarcodeFactory,
+    CashierFactory,
     PriceFactory,
     PriceListFactory,
     ProductFactory,
@@ -128,6 +129,12 @@ CALLS: list[Call] = [
         {"name": "Berlin Mitte"},
     ),
     *_crud("stores/BER/registers", "R1", {"code": "R2", "name": "Till 2"}, {"name": "Till one"}),
+    *_crud(
+        "cashiers",
+        "C1",
+        {"code": "C2", "name": "Ben", "role": "cashier", "pin": "4321", "stores": ["BER"]},
+        {"name": "Ann B.", "pin": "9876"},
+    ),
     Call("GET", "stores/BER/node-keys/"),
     Call("POST", "stores/BER/node-keys/", {"label": "rotation"}),
     Call("GET", "stores/BER/node-keys/{prefix}/"),
@@ -163,6 +170,8 @@ WATCHED_MODELS = [
     "stores.Store",
     "stores.Register",
     "stores.NodeKey",
+    "stores.Cashier",
+    "stores.CashierStore",
 ]
 
 
@@ -185,6 +194,7 @@ def scenery() -> dict[str, str]:
     price_list = PriceListFactory(code="DE")
     store = StoreFactory(code="BER", price_list=price_list)
     RegisterFactory(store=store, code="R1")
+    CashierFactory(code="C1", name="Ann", stores=[store])
     StockLocationFactory(code="WH1")
     product = ProductFactory(sku=SKU, tax_rate=tax_rate)
     BarcodeFactory(product=product, code="4006381333931")

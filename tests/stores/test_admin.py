@@ -61,6 +61,9 @@ def store_data(store: Store, **overrides: Any) -> dict[str, Any]:
         "price_list": store.price_list_id,
         "stock_location": store.stock_location_id,
         "active": "on",
+        "offline_card_limit": str(store.offline_card_limit),
+        "offline_warn_hours": str(store.offline_warn_hours),
+        "supervisor_operations": list(store.supervisor_operations),
     }
     data.update(overrides)
     return data
@@ -155,6 +158,9 @@ def test_a_store_added_without_a_location_gets_its_own(client):
             "price_list": price_list.pk,
             "stock_location": "",
             "active": "on",
+            "offline_card_limit": "50.00",
+            "offline_warn_hours": "4",
+            "supervisor_operations": ["price_override", "return_without_receipt"],
             **inline_rows("registers", [{"code": "R1", "name": "Front", "active": "on"}]),
         },
     )
@@ -163,6 +169,7 @@ def test_a_store_added_without_a_location_gets_its_own(client):
     store = Store.objects.get(code="BER1")
     assert (store.stock_location.code, store.stock_location.kind) == ("BER1", "store")
     assert list(store.registers.values_list("code", flat=True)) == ["R1"]
+    assert store.supervisor_operations == ["price_override", "return_without_receipt"]
     assert store.history.get().history_user == user
     assert store.stock_location.history.get().history_user == user
     assert Register.history.get(store_id=store.pk).history_user == user
@@ -183,6 +190,8 @@ def test_a_store_whose_location_code_is_taken_is_refused_on_the_form(client):
             "currency": "EUR",
             "price_list": price_list.pk,
             "active": "on",
+            "offline_card_limit": "50",
+            "offline_warn_hours": "4",
             **inline_rows("registers", []),
         },
     )
@@ -208,6 +217,8 @@ def test_a_price_list_in_another_currency_is_refused(client):
             "currency": "CHF",
             "price_list": price_list.pk,
             "active": "on",
+            "offline_card_limit": "50",
+            "offline_warn_hours": "4",
             **inline_rows("registers", []),
         },
     )

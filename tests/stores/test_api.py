@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -17,6 +19,8 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
+
+OFFLINE_RULES = ("offline_card_limit", "offline_warn_hours", "supervisor_operations")
 
 
 def assert_error(response, status: int, code: str) -> dict:
@@ -399,3 +403,92 @@ def test_node_key_list_query_count_does_not_grow_with_rows(staff_client, django_
     with django_assert_num_queries(with_three):
         response = staff_client.get("/api/v1/stores/S1/node-keys/")
     assert response.json()["count"] == 30
+
+
+# --- offline rules ------------------------------------------------------------------------------
+
+
+def test_store_offline_rules_have_defaults_and_the_limit_has_the_currencys_decimals(staff_client):
+    PriceListFactory(code="DE")
+    PriceListFactory(code="JP", currency=Currency.objects.get(code="JPY"))
+
+    euro = staff_client.post("/api/v1/stores/", store_body()).json()
+    yen = staff_client.post(
+        "/api/v1/stores/", store_body(code="TYO", currency="JPY", price_list="JP")
+    ).json()
+
+    assert euro["offline_card_limit"] == "50.00"
+    assert yen["offline_card_limit"] == "50"
+    assert euro["offline_warn_hours"] == 4
+    assert euro["supervisor_operations"] == [
+        "price_override",
+        "line_discount",
+        "basket_discount",
+        "return_without_receipt",
+        "cash_pay_out",
+    ]
+
+
+def test_store_offline_rules_are_set_and_changed(staff_client):
+    PriceListFactory(code="DE")
+
+    created = staff_client.post(
+        "/api/v1/stores/",
+        store_body(
+            offline_card_limit="120.5",
+            offline_warn_hours=12,
+            supervisor_operations=["void_basket", "reprint"],
+        ),
+    )
+    changed = staff_client.patch(
+        "/api/v1/stores/S1/", {"offline_card_limit": "0", "supervisor_operations": []}
+    )
+
+    assert created.status_code == 201, created.content
+    assert created.json()["offline_card_limit"] == "120.50"
+    assert changed.status_code == 200, changed.content
+    assert changed.json()["offline_card_limit"] == "0.00"
+    store = Store.objects.get(code="S1")
+    assert (store.offline_card_limit, store.offline_warn_hours) == (Decimal("0"), 12)
+    assert store.supervisor_operations == []
+    assert store.history.latest().history_change_reason == "api"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("offline_card_limit", "-1"),
+        ("offline_card_limit", 50),  # a JSON number: amounts are strings
+        ("offline_card_limit", "50.005"),  # more decimals than EUR has
+        ("offline_card_limit", "fifty"),
+        ("offline_warn_hours", 0),
+        ("offline_warn_hours", 721),
+        ("supervisor_operations", ["open_drawer"]),
+        ("supervisor_operations", ["reprint", "reprint"]),
+        ("supervisor_operations", "reprint"),
+    ],
+)
+def test_bad_offline_rules_are_refused_and_change_nothing(staff_client, field, value):
+    StoreFactory(code="S1")
+    before = Store.objects.values(*OFFLINE_RULES).get(code="S1")
+
+    response = staff_client.patch("/api/v1/stores/S1/", {field: value})
+
+    error = assert_error(response, 400, "validation_failed")
+    assert field in error["details"]
+    assert Store.objects.values(*OFFLINE_RULES).get(code="S1") == before
+
+
+def test_a_store_moving_to_a_currency_without_decimals_must_bring_a_whole_limit(staff_client):
+    StoreFactory(code="S1", offline_card_limit=Decimal("50.50"))
+    PriceListFactory(code="JP", currency=Currency.objects.get(code="JPY"))
+
+    refused = staff_client.patch("/api/v1/stores/S1/", {"currency": "JPY", "price_list": "JP"})
+    moved = staff_client.patch(
+        "/api/v1/stores/S1/",
+        {"currency": "JPY", "price_list": "JP", "offline_card_limit": "7000"},
+    )
+
+    assert "offline_card_limit" in assert_error(refused, 400, "validation_failed")["details"]
+    assert moved.status_code == 200, moved.content
+    assert moved.json()["offline_card_limit"] == "7000"

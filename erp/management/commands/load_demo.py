@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from erp.demo import ADMIN_USERNAME, DEFAULT_ADMIN_PASSWORD, demo_load
+from erp.demo import ADMIN_USERNAME, CASHIERS, DEFAULT_ADMIN_PASSWORD, demo_load
 from erp.errors import ApplicationError
 
 PASSWORD_VARIABLE = "DEMO_ADMIN_PASSWORD"
@@ -17,9 +17,9 @@ PASSWORD_VARIABLE = "DEMO_ADMIN_PASSWORD"
 
 class Command(BaseCommand):
     help = (
-        "Load the demo data (3 stores, 500 products, prices, an admin user) through the "
-        f"services. Running it again changes nothing. The admin password is ${PASSWORD_VARIABLE}"
-        f" or {DEFAULT_ADMIN_PASSWORD!r}."
+        "Load the demo data (3 stores and their cashiers, 500 products, prices, an admin user) "
+        "through the services. Running it again changes nothing. The admin password is "
+        f"${PASSWORD_VARIABLE} or {DEFAULT_ADMIN_PASSWORD!r}; the cashiers' PINs are printed."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -59,3 +59,7 @@ class Command(BaseCommand):
         # A password chosen through the environment is not echoed into terminals and logs.
         write(f"Password:  {'(the value of $' + PASSWORD_VARIABLE + ')' if from_env else password}")
         write("API docs:  http://127.0.0.1:8000/api/docs/")
+        write("")
+        write("Cashiers (sign in at a till with code and PIN):")
+        for code, name, role, pin, store_code in CASHIERS:
+            write(f"  {store_code:<5} {code:<8} PIN {pin}  {name} ({role})")
