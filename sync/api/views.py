@@ -213,7 +213,7 @@ class PullView(NodeView):
 def _limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise ValidationFailed(
             f"limit is a whole number from 1 to {MAX_LIMIT}.",
             details={"limit": [f"Give a whole number from 1 to {MAX_LIMIT}."]},

@@ -76,7 +76,10 @@ def changes_pull(*, store: Store, cursor: str | None, limit: int = DEFAULT_LIMIT
             rows, upto = _rows_sqlite(position, store, limit + 1)
         has_more = len(rows) > limit
         rows = rows[:limit]
-        changes = _materialise(rows, store)
+        changes = _materialise(rows, store, initial=position.initial)
+        # The last page of a delta cut at an earlier page's snapshot: if more has been
+        # committed since, say so, so that has_more=false always means "you hold HQ's state".
+        newer = not has_more and position.upto is not None and _newer_exists(store, upto)
     if has_more:
         last = rows[-1]
         next_cursor = Cursor(
@@ -89,6 +92,7 @@ def changes_pull(*, store: Store, cursor: str | None, limit: int = DEFAULT_LIMIT
     elif rows or position.upto is not None or position.initial:
         # The delta is done: the next pull starts where this snapshot ends.
         next_cursor = Cursor(store_id=store.pk, after=upto, initial=False)
+        has_more = newer
     else:
         # Nothing new: the same cursor again, so an idle node's answer (and its ETag) is stable.
         next_cursor = position
@@ -145,6 +149,26 @@ def _rows_sqlite(position: Cursor, store: Store, limit: int) -> tuple[list[FeedR
     return rows, upto
 
 
+def _newer_exists(store: Store, upto: str) -> bool:
+    """Whether the store's scopes hold a change committed after snapshot ``upto``."""
+    scopes = store_scopes(store)
+    with connection.cursor() as db:
+        if connection.vendor == "postgresql":
+            db.execute(
+                "SELECT EXISTS (SELECT 1 FROM sync_feedchange WHERE scope = ANY(%s) "
+                "AND txid >= pg_snapshot_xmin(%s::pg_snapshot)::text::bigint "
+                "AND NOT pg_visible_in_snapshot(txid::text::xid8, %s::pg_snapshot))",
+                [scopes, upto, upto],
+            )
+        else:
+            db.execute(
+                "SELECT EXISTS (SELECT 1 FROM sync_feedchange WHERE scope IN (%s, %s, %s) "
+                "AND version > %s)",
+                [*scopes, int(upto)],
+            )
+        return bool(db.fetchone()[0])
+
+
 def _union(
     db: Any, conditions: list[str], params: dict[str, Any], store: Store, order: str
 ) -> list[FeedRow]:
@@ -167,7 +191,7 @@ def _union(
 # --- what a change carries ----------------------------------------------------------------------
 
 
-def _materialise(rows: list[FeedRow], store: Store) -> list[dict[str, Any]]:
+def _materialise(rows: list[FeedRow], store: Store, *, initial: bool) -> list[dict[str, Any]]:
     wanted: dict[str, set[int]] = defaultdict(set)
     for row in rows:
         if row.op == "upsert" and row.obj_id is not None:
@@ -178,6 +202,12 @@ def _materialise(rows: list[FeedRow], store: Store) -> list[dict[str, Any]]:
     changes = []
     for row in rows:
         payload = data.get(row.entity, {}).get(row.obj_id) if row.op == "upsert" else None
+        if payload is not None and _KEYS[row.entity](payload) != row.entity_key:
+            # The row points at an entity that now lives under another key (a price whose
+            # valid_from moved, seen through a store's copy of its list): not this key's data.
+            payload = None
+        if payload is None and initial:
+            continue  # a node with nothing has nothing to delete
         changes.append(
             {
                 "entity": row.entity,
@@ -324,3 +354,13 @@ def pull_record(*, node_key: NodeKey, complete: bool) -> None:
         )
     else:
         NodeSyncState.objects.filter(node_key=node_key).update(**changes)
+
+
+_KEYS = {
+    "product": lambda data: data["sku"],
+    "price": lambda data: f"{data['sku']}@{data['valid_from']}",
+    "tax_rate": lambda data: data["code"],
+    "store_config": lambda data: data["code"],
+    "register": lambda data: data["code"],
+    "cashier": lambda data: data["code"],
+}

@@ -92,7 +92,11 @@ SOURCES = (
 )
 
 # Columns whose value other feed keys or payloads are built from.
-IMMUTABLE = (("inventory_product", "sku"), ("inventory_taxrate", "code"))
+IMMUTABLE = (
+    ("inventory_product", "sku"),
+    ("inventory_taxrate", "code"),
+    ("inventory_pricelist", "code"),
+)
 
 # The prices a store receives in its own scope when it changes price list ({old}/{new} rows).
 _SWITCH_PRICES = (
@@ -145,13 +149,36 @@ def _pg_bodies(source: Source) -> dict[str, list[str]]:
     if source.table == "stores_store":
         switch = {"new": "new_rows", "old": "old_rows", "valid_from": _PG_VALID_FROM}
         update += [
+            # Copy the new list's prices only once no price write is in flight: a price that a
+            # concurrent transaction commits in the new list would otherwise be in neither the
+            # copy (not yet committed) nor the node's view (its row is older than the cursor).
+            # Each statement below takes a fresh snapshot (READ COMMITTED) after the lock.
+            "IF EXISTS (SELECT 1 FROM new_rows n JOIN old_rows o ON o.id = n.id "
+            "AND o.price_list_id <> n.price_list_id) THEN "
+            "LOCK TABLE inventory_price IN SHARE MODE; END IF;",
             _pg_write(_SWITCH_PRICES.format(side="o", obj_id="NULL::bigint", **switch), "delete"),
             _pg_write(_SWITCH_PRICES.format(side="n", obj_id="r.id", **switch), "upsert"),
         ]
+    locks = {"INSERT": [], "UPDATE": [], "DELETE": []}
+    if source.table == "stores_cashierstore":
+        # A membership change waits for an edit of its cashier in flight (and an edit waits for
+        # it), so the edit's rows, built from the memberships it sees, include this store.
+        locks = {
+            event: [
+                f"PERFORM 1 FROM stores_cashier WHERE id IN (SELECT cashier_id FROM {rows}) "
+                "ORDER BY id FOR UPDATE;"
+                for rows in tables
+            ]
+            for event, tables in (
+                ("INSERT", ["new_rows"]),
+                ("UPDATE", ["old_rows", "new_rows"]),
+                ("DELETE", ["old_rows"]),
+            )
+        }
     return {
-        "INSERT": [_pg_write(new, "upsert")],
-        "UPDATE": update,
-        "DELETE": [_pg_write(old, "delete")],
+        "INSERT": [*locks["INSERT"], _pg_write(new, "upsert")],
+        "UPDATE": [*locks["UPDATE"], *update],
+        "DELETE": [*locks["DELETE"], _pg_write(old, "delete")],
     }
 
 
@@ -204,7 +231,13 @@ def postgresql_uninstall() -> list[str]:
 
 # --- SQLite -------------------------------------------------------------------------------------
 
-_SQLITE_BUMP = "UPDATE sync_feedclock SET value = value + 1 WHERE id = 1;"
+# The clock row is re-created if missing (``manage.py flush`` empties every table), from the
+# highest version the feed holds, so versions never go back.
+_SQLITE_BUMP = (
+    "INSERT INTO sync_feedclock (id, value) "
+    "VALUES (1, (SELECT COALESCE(MAX(version), 0) + 1 FROM sync_feedchange)) "
+    "ON CONFLICT (id) DO UPDATE SET value = value + 1;"
+)
 
 
 def _sqlite_write(select: str, op: str) -> str:
