@@ -203,7 +203,8 @@ class PullView(NodeView):
         )
         etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
         headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-        if etag in parse_etags(request.headers.get("If-None-Match", "")):
+        wanted = parse_etags(request.headers.get("If-None-Match", ""))
+        if etag in wanted or "*" in wanted:
             response: HttpResponse = HttpResponseNotModified(headers=headers)
         else:
             response = HttpResponse(body, content_type="application/json", headers=headers)

@@ -63,11 +63,24 @@ class Cursor:
             raise InvalidCursor("The cursor is from another protocol version; pull without one.")
         if payload.get("s") != store_id:
             raise InvalidCursor("The cursor belongs to another store.")
-        position = payload.get("p")
+        after, upto, position = payload.get("a"), payload.get("u"), payload.get("p")
+        if not (
+            (after is None or isinstance(after, str))
+            and (upto is None or isinstance(upto, str))
+            and (
+                position is None
+                or (
+                    isinstance(position, list)
+                    and len(position) == 3
+                    and all(isinstance(n, int) for n in position)
+                )
+            )
+        ):
+            raise InvalidCursor("The cursor cannot be read; pull without one to start again.")
         return cls(
             store_id=store_id,
-            after=payload.get("a"),
-            upto=payload.get("u"),
-            position=tuple(position) if position else None,  # type: ignore[arg-type]
+            after=after,
+            upto=upto,
+            position=(position[0], position[1], position[2]) if position else None,
             initial=bool(payload.get("i")),
         )
