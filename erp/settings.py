@@ -334,6 +334,14 @@ SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 SYNC_MAX_CLOCK_SKEW = env_int("SYNC_MAX_CLOCK_SKEW", 120, minimum=1)
 SYNC_LOCK_TIMEOUT_SECONDS = env_int("SYNC_LOCK_TIMEOUT_SECONDS", 15, minimum=1)
 SYNC_BATCH_RETENTION_DAYS = env_int("SYNC_BATCH_RETENTION_DAYS", 7, minimum=7)
+# Store node (ERP_ROLE=node): how often the sync agent pulls master data, how many events one
+# push carries, the HTTP timeout of each request to head office, and the caps on the waits
+# between retries (after 5xx/429 answers; while head office cannot be reached at all).
+SYNC_PULL_SECONDS = env_int("SYNC_PULL_SECONDS", 30, minimum=1)
+SYNC_PUSH_BATCH = env_int("SYNC_PUSH_BATCH", 200, minimum=1)
+SYNC_HTTP_TIMEOUT = env_int("SYNC_HTTP_TIMEOUT", 30, minimum=1)
+SYNC_BACKOFF_MAX_SECONDS = env_int("SYNC_BACKOFF_MAX_SECONDS", 60, minimum=1)
+SYNC_OFFLINE_RETRY_MAX_SECONDS = env_int("SYNC_OFFLINE_RETRY_MAX_SECONDS", 5, minimum=1)
 
 CELERY_BEAT_SCHEDULE = {
     "batches-purge": {"task": "sync.tasks.batches_purge", "schedule": 6 * 3600},

@@ -425,3 +425,6 @@ class DeviceReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.device}: {self.state}"
+
+
+from stores.local import *  # noqa: F403,E402
