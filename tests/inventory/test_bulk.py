@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from decimal import Decimal
 
 import pytest
@@ -23,8 +22,6 @@ pytestmark = pytest.mark.django_db
 
 PRODUCTS_BULK = "/api/v1/products/bulk"
 PRICES_BULK = "/api/v1/price-lists/DE/prices/bulk"
-# A 10,000-row request must not slow CI down; this is a ceiling, not a benchmark.
-MAX_SECONDS = 60
 
 
 def assert_error(response, status: int, code: str) -> dict:
@@ -66,9 +63,7 @@ def test_ten_thousand_products_are_created_with_barcodes_in_one_request(staff_cl
     TaxRateFactory(code="STD")
     rows = product_rows(settings.BULK_MAX_ROWS)
 
-    started = time.perf_counter()
     response = staff_client.post(PRODUCTS_BULK, rows)
-    elapsed = time.perf_counter() - started
 
     assert response.status_code == 200, response.content[:2000]
     body = response.json()
@@ -82,7 +77,6 @@ def test_ten_thousand_products_are_created_with_barcodes_in_one_request(staff_cl
     assert product.cost == Decimal("0.50")
     assert list(product.barcodes.values_list("code", flat=True)) == [ean13(4711, prefix="20")]
     assert Product.history.filter(history_type="+").count() == 10_000
-    assert elapsed < MAX_SECONDS
 
 
 def test_reposting_the_same_rows_changes_nothing(staff_client):
@@ -280,9 +274,7 @@ def price_history_rows() -> int:
 
 
 def test_ten_thousand_prices_are_created_in_one_request(staff_client, catalogue):
-    started = time.perf_counter()
     response = staff_client.post(PRICES_BULK, price_rows(settings.BULK_MAX_ROWS))
-    elapsed = time.perf_counter() - started
 
     assert response.status_code == 200, response.content[:2000]
     body = response.json()
@@ -294,7 +286,6 @@ def test_ten_thousand_prices_are_created_in_one_request(staff_client, catalogue)
         dt.date(2026, 1, 1),
         None,
     )
-    assert elapsed < MAX_SECONDS
 
 
 def test_reposting_the_same_prices_changes_nothing(staff_client, catalogue):
