@@ -222,39 +222,43 @@ def _materialise(rows: list[FeedRow], store: Store, *, initial: bool) -> list[di
 
 
 def _products(ids: Iterable[int], store: Store) -> dict[int, dict[str, Any]]:
-    products = Product.objects.filter(pk__in=list(ids)).select_related("tax_rate")
+    # Plain tuples, not model instances: a 5,000-change page is mostly this and _prices.
+    wanted = list(ids)
     barcodes: dict[int, list[str]] = defaultdict(list)
     for product_id, code in (
-        Barcode.objects.filter(product_id__in=list(ids))
+        Barcode.objects.filter(product_id__in=wanted)
         .order_by("code")
         .values_list("product_id", "code")
     ):
         barcodes[product_id].append(code)
     return {
-        product.pk: {
-            "sku": product.sku,
-            "name": product.name,
-            "barcodes": barcodes.get(product.pk, []),
-            "unit": product.unit,
-            "tax_code": product.tax_rate.code,
-            "active": product.active,
-            "weighed": product.weighed,
+        pk: {
+            "sku": sku,
+            "name": name,
+            "barcodes": barcodes.get(pk, []),
+            "unit": unit,
+            "tax_code": tax_code,
+            "active": active,
+            "weighed": weighed,
         }
-        for product in products
+        for pk, sku, name, unit, tax_code, active, weighed in Product.objects.filter(
+            pk__in=wanted
+        ).values_list("pk", "sku", "name", "unit", "tax_rate__code", "active", "weighed")
     }
 
 
 def _prices(ids: Iterable[int], store: Store) -> dict[int, dict[str, Any]]:
-    prices = Price.objects.filter(pk__in=list(ids), price_list_id=store.price_list_id)
     quantum = store.price_list.currency.quantum()
     return {
-        price.pk: {
+        pk: {
             "sku": sku,
-            "price": str(price.price.quantize(quantum)),
-            "valid_from": price.valid_from.isoformat(),
-            "valid_to": price.valid_to.isoformat() if price.valid_to else None,
+            "price": str(price.quantize(quantum)),
+            "valid_from": valid_from.isoformat(),
+            "valid_to": valid_to.isoformat() if valid_to else None,
         }
-        for price, sku in ((price, price.product.sku) for price in prices.select_related("product"))
+        for pk, sku, price, valid_from, valid_to in Price.objects.filter(
+            pk__in=list(ids), price_list_id=store.price_list_id
+        ).values_list("pk", "product__sku", "price", "valid_from", "valid_to")
     }
 
 

@@ -6,8 +6,10 @@ receives, and the exact shape of every entity (``sync-protocol.md``, "Pull").
 from __future__ import annotations
 
 import datetime as dt
+import time
 from decimal import Decimal
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.core import signing
@@ -260,6 +262,20 @@ def test_an_unchanged_answer_is_304_with_its_etag_and_200_after_a_change(stocked
     ]
 
 
+def test_an_idle_node_still_gets_304_a_minute_later(stocked: Shop) -> None:
+    # given: a node in sync, and the ETag of its idle poll
+    node = stocked.node()
+    node.sync()
+    etag = node.get(cursor=node.cursor)["ETag"]
+
+    # when: it polls again later (the cursor must not carry the time it was signed)
+    with mock.patch("time.time", return_value=time.time() + 61):
+        later = node.get(cursor=node.cursor, etag=etag)
+
+    # then
+    assert later.status_code == 304
+
+
 def test_an_etag_of_another_answer_does_not_give_304(stocked: Shop) -> None:
     node = stocked.node()
     page = node.get(limit=2)
@@ -279,7 +295,8 @@ def _flip(token: str, at: int) -> str:
 
 
 def _signed(payload: Any, **kwargs: Any) -> str:
-    return signing.dumps(payload, salt=kwargs.pop("salt", CURSOR_SALT), compress=True, **kwargs)
+    salt = kwargs.pop("salt", CURSOR_SALT)
+    return signing.Signer(salt=salt, **kwargs).sign_object(payload, compress=True)
 
 
 @pytest.mark.parametrize(
