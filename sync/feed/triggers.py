@@ -15,8 +15,9 @@ tuples ``(entity, scope, entity_key, obj_id)``:
 
 Keys other entities' keys are built from (``product.sku``, ``tax_rate.code``) are immutable in
 the database too, so no derived key can go stale. A store that changes price list receives,
-in its own scope, a tombstone for each price of the old list and the current prices of the new
-one, because its cursor has already passed the new list's history.
+in its own scope, a tombstone for every key the old list's feed holds (deleted ones too) and the
+current prices of the new one, because its cursor has already passed the new list's history
+and it no longer reads the old list's tombstones.
 """
 
 from __future__ import annotations
@@ -98,12 +99,20 @@ IMMUTABLE = (
     ("inventory_pricelist", "code"),
 )
 
-# The prices a store receives in its own scope when it changes price list ({old}/{new} rows).
+# What a store receives in its own scope when it changes price list ({old}/{new} rows): a
+# tombstone for every key the old list's feed holds, deleted ones included (a node part-way
+# through a delta may still hold a price whose tombstone in the old list is ahead of its cursor,
+# and it no longer reads that list), then the new list's current prices.
+_SWITCH = "FROM {new} n JOIN {old} o ON o.id = n.id AND o.price_list_id <> n.price_list_id "
+_SWITCH_GONE = (
+    "SELECT 'price' AS entity, 'store:' || n.id AS scope, f.entity_key AS entity_key, "
+    f"NULL AS obj_id {_SWITCH}"
+    f"JOIN {FEED} f ON f.entity = 'price' AND f.scope = 'pl:' || o.price_list_id"
+)
 _SWITCH_PRICES = (
     "SELECT 'price' AS entity, 'store:' || n.id AS scope, "
-    "p.sku || '@' || {valid_from} AS entity_key, {obj_id} AS obj_id "
-    "FROM {new} n JOIN {old} o ON o.id = n.id AND o.price_list_id <> n.price_list_id "
-    "JOIN inventory_price r ON r.price_list_id = {side}.price_list_id "
+    f"p.sku || '@' || {{valid_from}} AS entity_key, r.id AS obj_id {_SWITCH}"
+    "JOIN inventory_price r ON r.price_list_id = n.price_list_id "
     "JOIN inventory_product p ON p.id = r.product_id"
 )
 
@@ -156,8 +165,8 @@ def _pg_bodies(source: Source) -> dict[str, list[str]]:
             "IF EXISTS (SELECT 1 FROM new_rows n JOIN old_rows o ON o.id = n.id "
             "AND o.price_list_id <> n.price_list_id) THEN "
             "LOCK TABLE inventory_price IN SHARE MODE; END IF;",
-            _pg_write(_SWITCH_PRICES.format(side="o", obj_id="NULL::bigint", **switch), "delete"),
-            _pg_write(_SWITCH_PRICES.format(side="n", obj_id="r.id", **switch), "upsert"),
+            _pg_write(_SWITCH_GONE.format(**switch), "delete"),
+            _pg_write(_SWITCH_PRICES.format(**switch), "upsert"),
         ]
     locks = {"INSERT": [], "UPDATE": [], "DELETE": []}
     if source.table == "stores_cashierstore":
@@ -214,7 +223,7 @@ def postgresql_install() -> list[str]:
     return statements
 
 
-def postgresql_uninstall() -> list[str]:
+def postgresql_uninstall(*, keep_sequence: bool = False) -> list[str]:
     statements = []
     for source in SOURCES:
         for event in ("insert", "update", "delete"):
@@ -225,7 +234,8 @@ def postgresql_uninstall() -> list[str]:
         name = f"sync_feed_{table}_{column}_immutable"
         statements.append(f"DROP TRIGGER IF EXISTS {name} ON {table}")
         statements.append(f"DROP FUNCTION IF EXISTS {name}()")
-    statements.append(f"DROP SEQUENCE IF EXISTS {PG_SEQUENCE}")
+    if not keep_sequence:
+        statements.append(f"DROP SEQUENCE IF EXISTS {PG_SEQUENCE}")
     return statements
 
 
@@ -286,12 +296,8 @@ def sqlite_install() -> list[str]:
                     "valid_from": "r.valid_from",
                 }
                 bodies["UPDATE"] += [
-                    _sqlite_write(
-                        _SWITCH_PRICES.format(side="o", obj_id="NULL", **switch), "delete"
-                    ),
-                    _sqlite_write(
-                        _SWITCH_PRICES.format(side="n", obj_id="r.id", **switch), "upsert"
-                    ),
+                    _sqlite_write(_SWITCH_GONE.format(**switch), "delete"),
+                    _sqlite_write(_SWITCH_PRICES.format(**switch), "upsert"),
                 ]
         for event, body in bodies.items():
             name = f"sync_feed_{source.table}_{event.lower()}"
@@ -327,6 +333,17 @@ def install(connection: BaseDatabaseWrapper) -> None:
 
 def uninstall(connection: BaseDatabaseWrapper) -> None:
     statements = postgresql_uninstall() if connection.vendor == "postgresql" else sqlite_uninstall()
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
+def reinstall(connection: BaseDatabaseWrapper) -> None:
+    """Replace the triggers with the current description; the feed and its versions stay."""
+    if connection.vendor == "postgresql":
+        statements = postgresql_uninstall(keep_sequence=True) + postgresql_install()
+    else:
+        statements = sqlite_uninstall() + sqlite_install()
     with connection.cursor() as cursor:
         for statement in statements:
             cursor.execute(statement)

@@ -37,6 +37,7 @@ from stores.services import (
     register_update,
     store_update,
 )
+from sync.feed import triggers
 from sync.models import FeedChange
 from tests.sync.feed import scenery
 from tests.sync.feed.nodes import ON_POSTGRES
@@ -571,3 +572,21 @@ def test_master_data_writes_survive_a_flushed_feed_clock(std_rate: TaxRate) -> N
     found = row("product", "global", "AFTER-FLUSH")
     assert found.op == "upsert"
     assert found.version > newest
+
+
+# --- reinstalling the triggers (a migration that changes them) ----------------------------------
+
+
+def test_reinstalled_triggers_keep_the_feed_and_its_versions_growing(std_rate: TaxRate) -> None:
+    # given: feed rows
+    scenery.product("BEFORE")
+    rows, newest = FeedChange.objects.count(), max_version()
+
+    # when: the triggers are replaced, as a migration changing them does
+    triggers.reinstall(connection)
+    scenery.product("AFTER")
+
+    # then: nothing of the feed was lost, the triggers still write, and versions still grow
+    assert FeedChange.objects.count() == rows + 1
+    assert row("product", "global", "BEFORE").version <= newest
+    assert row("product", "global", "AFTER").version > newest

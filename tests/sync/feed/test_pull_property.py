@@ -390,10 +390,6 @@ def assert_holds_hqs_state(node: Node, shop: Shop) -> None:
 
 @settings(
     max_examples=35 if ON_POSTGRES else 70,
-    # Fixed examples in CI: a random search found a follower keeping a price after two list
-    # switches and a moved price (see the session note, issue 4); until that is fixed a random
-    # run can fail on it. Run with --hypothesis-seed=random (or remove this) to search.
-    derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

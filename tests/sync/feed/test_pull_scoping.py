@@ -243,6 +243,36 @@ def test_a_store_on_another_list_stops_hearing_of_its_old_list(shops: dict[str, 
         assert node.state == hq_state(store), (code, diff(node.state, hq_state(store)))
 
 
+@pytest.mark.parametrize("limit", [1, 500])
+def test_a_price_the_old_list_dropped_after_the_cursor_is_dropped_by_the_switch(
+    shops: dict[str, Shop], limit: int
+) -> None:
+    # given: Berlin's node in sync; then DE deletes one price and moves another to a new date,
+    # and Berlin moves to OUTLET before its node has pulled either change
+    berlin = shops["S01"]
+    node = berlin.node()
+    node.sync()
+    de = berlin.price_list
+    price_delete(price=Price.objects.get(price_list=de, product__sku="P0"), actor=None)
+    price_update(
+        price=Price.objects.get(price_list=de, product__sku="P1"),
+        actor=None,
+        changes={"valid_from": dt.date(2026, 2, 1)},
+    )
+    outlet = scenery.price_list("OUTLET", "EUR")
+    scenery.price(outlet, Product.objects.get(sku="P4"), "0.99")
+    store_update(store=berlin.store, actor=None, changes={"price_list": outlet})
+
+    # when: the node pulls (it no longer reads DE, where the two tombstones are)
+    changes = node.sync(limit=limit)
+
+    # then: it holds OUTLET's price only; the deleted and the moved-away DE keys are gone too
+    deletes = {c["key"] for c in changes if c["entity"] == "price" and c["op"] == "delete"}
+    assert {"P0@2026-01-01", "P1@2026-01-01"} <= deletes
+    assert {key for entity, key in node.state if entity == "price"} == {"P4@2026-01-01"}
+    assert node.state == hq_state(berlin.store), diff(node.state, hq_state(berlin.store))
+
+
 def test_pages_of_one_interleaved_with_changes_never_carry_another_stores_data(
     shops: dict[str, Shop],
 ) -> None:
