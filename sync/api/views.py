@@ -196,7 +196,7 @@ class PullView(NodeView):
     def get(self, request: Request) -> HttpResponse:
         limit = _limit(request.query_params.get("limit"))
         cursor = request.query_params.get("cursor") or None
-        page = changes_pull(store=request.auth.store, cursor=cursor, limit=limit)
+        page = changes_pull(store_id=request.auth.store_id, cursor=cursor, limit=limit)
         pull_record(node_key=request.auth, complete=not page.has_more)
         body = msgspec.json.encode(
             {"changes": page.changes, "cursor": page.cursor, "has_more": page.has_more}

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from inventory.models import Barcode, Price, Product, TaxRate
+from inventory.models import TaxRate
 from stores.models import Cashier, NodeKey, Register, Store
 from sync.feed.cursor import Cursor
 from sync.models import NodeSyncState
@@ -54,13 +54,21 @@ class PullPage:
     has_more: bool
 
 
-def store_scopes(store: Store) -> list[str]:
-    return ["global", f"pl:{store.price_list_id}", f"store:{store.pk}"]
+@dataclass(frozen=True)
+class StoreView:
+    """What decides a store's part of the feed, as of the page's snapshot."""
+
+    store_id: int
+    price_list_id: int
+
+    @property
+    def scopes(self) -> list[str]:
+        return ["global", f"pl:{self.price_list_id}", f"store:{self.store_id}"]
 
 
-def changes_pull(*, store: Store, cursor: str | None, limit: int = DEFAULT_LIMIT) -> PullPage:
-    """One page of ``store``'s feed after ``cursor`` (None: from nothing, the current state)."""
-    position = Cursor.decode(cursor, store_id=store.pk) if cursor else Cursor(store_id=store.pk)
+def changes_pull(*, store_id: int, cursor: str | None, limit: int = DEFAULT_LIMIT) -> PullPage:
+    """One page of the store's feed after ``cursor`` (None: from nothing, the current state)."""
+    position = Cursor.decode(cursor, store_id=store_id) if cursor else Cursor(store_id=store_id)
     limit = max(1, min(limit, MAX_LIMIT))
     outermost = not connection.in_atomic_block
     with transaction.atomic():
@@ -69,21 +77,23 @@ def changes_pull(*, store: Store, cursor: str | None, limit: int = DEFAULT_LIMIT
                 # A read-only snapshot for the whole page: the store, the feed rows and the
                 # entities' data below are read at one instant.
                 db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        store = Store.objects.select_related("currency", "price_list__currency").get(pk=store.pk)
+        # The store's price list as of this snapshot (a switch changes which scopes it reads).
+        upto, price_list_id = _snapshot(position, store_id)
+        view = StoreView(store_id, price_list_id)
         if connection.vendor == "postgresql":
-            rows, upto = _rows_postgresql(position, store, limit + 1)
+            rows = _rows_postgresql(position, view, upto, limit + 1)
         else:
-            rows, upto = _rows_sqlite(position, store, limit + 1)
+            rows = _rows_sqlite(position, view, upto, limit + 1)
         has_more = len(rows) > limit
         rows = rows[:limit]
-        changes = _materialise(rows, store, initial=position.initial)
+        changes = _materialise(rows, view, initial=position.initial)
         # The last page of a delta cut at an earlier page's snapshot: if more has been
         # committed since, say so, so that has_more=false always means "you hold HQ's state".
-        newer = not has_more and position.upto is not None and _newer_exists(store, upto)
+        newer = not has_more and position.upto is not None and _newer_exists(view, upto)
     if has_more:
         last = rows[-1]
         next_cursor = Cursor(
-            store_id=store.pk,
+            store_id=store_id,
             after=position.after,
             upto=upto,
             position=(last.txid, last.version, last.id),
@@ -91,7 +101,7 @@ def changes_pull(*, store: Store, cursor: str | None, limit: int = DEFAULT_LIMIT
         )
     elif rows or position.upto is not None or position.initial:
         # The delta is done: the next pull starts where this snapshot ends.
-        next_cursor = Cursor(store_id=store.pk, after=upto, initial=False)
+        next_cursor = Cursor(store_id=store_id, after=upto, initial=False)
         has_more = newer
     else:
         # Nothing new: the same cursor again, so an idle node's answer (and its ETag) is stable.
@@ -99,59 +109,62 @@ def changes_pull(*, store: Store, cursor: str | None, limit: int = DEFAULT_LIMIT
     return PullPage(changes=changes, cursor=next_cursor.encode(), has_more=has_more)
 
 
-def _rows_postgresql(position: Cursor, store: Store, limit: int) -> tuple[list[FeedRow], str]:
+def _snapshot(position: Cursor, store_id: int) -> tuple[str, int]:
+    """The end of the delta being served (the current snapshot, or the cursor's) and the
+    store's price list, read in the page's snapshot."""
     with connection.cursor() as db:
-        if position.upto is None:
-            db.execute("SELECT pg_current_snapshot()::text")
-            upto = db.fetchone()[0]
+        if connection.vendor == "postgresql":
+            current = "pg_current_snapshot()::text"
         else:
-            upto = position.upto
-        conditions = [
-            "scope = %(scope)s",
-            "txid < pg_snapshot_xmax(%(upto)s::pg_snapshot)::text::bigint",
-            "pg_visible_in_snapshot(txid::text::xid8, %(upto)s::pg_snapshot)",
+            current = "(SELECT value FROM sync_feedclock WHERE id = 1)"
+        db.execute(f"SELECT {current}, price_list_id FROM stores_store WHERE id = %s", [store_id])
+        found = db.fetchone()
+    if found is None:
+        raise Store.DoesNotExist(f"store {store_id} is gone")
+    snapshot, price_list_id = found
+    if position.upto is not None:
+        return position.upto, price_list_id
+    return str(snapshot if snapshot is not None else 0), price_list_id
+
+
+def _rows_postgresql(position: Cursor, view: StoreView, upto: str, limit: int) -> list[FeedRow]:
+    conditions = [
+        "scope = %(scope)s",
+        "txid < pg_snapshot_xmax(%(upto)s::pg_snapshot)::text::bigint",
+        "pg_visible_in_snapshot(txid::text::xid8, %(upto)s::pg_snapshot)",
+    ]
+    params: dict[str, Any] = {"upto": upto, "limit": limit}
+    if position.after is not None:
+        conditions += [
+            "txid >= pg_snapshot_xmin(%(after)s::pg_snapshot)::text::bigint",
+            "NOT pg_visible_in_snapshot(txid::text::xid8, %(after)s::pg_snapshot)",
         ]
-        params: dict[str, Any] = {"upto": upto, "limit": limit}
-        if position.after is not None:
-            conditions += [
-                "txid >= pg_snapshot_xmin(%(after)s::pg_snapshot)::text::bigint",
-                "NOT pg_visible_in_snapshot(txid::text::xid8, %(after)s::pg_snapshot)",
-            ]
-            params["after"] = position.after
-        if position.position is not None:
-            conditions.append("(txid, version, id) > (%(p_txid)s, %(p_version)s, %(p_id)s)")
-            params.update(zip(("p_txid", "p_version", "p_id"), position.position, strict=True))
-        if position.initial:
-            conditions.append("op = 'upsert'")
-        rows = _union(db, conditions, params, store, "txid, version, id")
-    return rows, upto
+        params["after"] = position.after
+    if position.position is not None:
+        conditions.append("(txid, version, id) > (%(p_txid)s, %(p_version)s, %(p_id)s)")
+        params.update(zip(("p_txid", "p_version", "p_id"), position.position, strict=True))
+    if position.initial:
+        conditions.append("op = 'upsert'")
+    return _union(conditions, params, view, "txid, version, id")
 
 
-def _rows_sqlite(position: Cursor, store: Store, limit: int) -> tuple[list[FeedRow], str]:
-    with connection.cursor() as db:
-        if position.upto is None:
-            db.execute("SELECT value FROM sync_feedclock WHERE id = 1")
-            found = db.fetchone()
-            upto = str(found[0] if found else 0)
-        else:
-            upto = position.upto
-        conditions = ["scope = %(scope)s", "version <= %(upto)s"]
-        params: dict[str, Any] = {"upto": int(upto), "limit": limit}
-        if position.after is not None:
-            conditions.append("version > %(after)s")
-            params["after"] = int(position.after)
-        if position.position is not None:
-            conditions.append("(version, id) > (%(p_version)s, %(p_id)s)")
-            params.update(p_version=position.position[1], p_id=position.position[2])
-        if position.initial:
-            conditions.append("op = 'upsert'")
-        rows = _union(db, conditions, params, store, "version, id")
-    return rows, upto
+def _rows_sqlite(position: Cursor, view: StoreView, upto: str, limit: int) -> list[FeedRow]:
+    conditions = ["scope = %(scope)s", "version <= %(upto)s"]
+    params: dict[str, Any] = {"upto": int(upto), "limit": limit}
+    if position.after is not None:
+        conditions.append("version > %(after)s")
+        params["after"] = int(position.after)
+    if position.position is not None:
+        conditions.append("(version, id) > (%(p_version)s, %(p_id)s)")
+        params.update(p_version=position.position[1], p_id=position.position[2])
+    if position.initial:
+        conditions.append("op = 'upsert'")
+    return _union(conditions, params, view, "version, id")
 
 
-def _newer_exists(store: Store, upto: str) -> bool:
+def _newer_exists(view: StoreView, upto: str) -> bool:
     """Whether the store's scopes hold a change committed after snapshot ``upto``."""
-    scopes = store_scopes(store)
+    scopes = view.scopes
     with connection.cursor() as db:
         if connection.vendor == "postgresql":
             db.execute(
@@ -170,13 +183,13 @@ def _newer_exists(store: Store, upto: str) -> bool:
 
 
 def _union(
-    db: Any, conditions: list[str], params: dict[str, Any], store: Store, order: str
+    conditions: list[str], params: dict[str, Any], view: StoreView, order: str
 ) -> list[FeedRow]:
     """The first ``limit`` rows of the store's scopes in feed order: one index range per scope,
     merged."""
     where = " AND ".join(conditions)
     parts = []
-    for index, scope in enumerate(store_scopes(store)):
+    for index, scope in enumerate(view.scopes):
         params[f"scope{index}"] = scope
         part_where = where.replace("%(scope)s", f"%(scope{index})s")
         parts.append(
@@ -184,20 +197,21 @@ def _union(
             f"ORDER BY {order} LIMIT %(limit)s) AS s{index}"
         )
     sql = " UNION ALL ".join(parts) + f" ORDER BY {order} LIMIT %(limit)s"
-    db.execute(sql, params)
-    return [FeedRow(*row) for row in db.fetchall()]
+    with connection.cursor() as db:
+        db.execute(sql, params)
+        return [FeedRow(*row) for row in db.fetchall()]
 
 
 # --- what a change carries ----------------------------------------------------------------------
 
 
-def _materialise(rows: list[FeedRow], store: Store, *, initial: bool) -> list[dict[str, Any]]:
+def _materialise(rows: list[FeedRow], view: StoreView, *, initial: bool) -> list[dict[str, Any]]:
     wanted: dict[str, set[int]] = defaultdict(set)
     for row in rows:
         if row.op == "upsert" and row.obj_id is not None:
             wanted[row.entity].add(row.obj_id)
     data: dict[str, dict[int, dict[str, Any]]] = {
-        entity: _LOADERS[entity](ids, store) for entity, ids in wanted.items()
+        entity: _LOADERS[entity](sorted(ids), view) for entity, ids in wanted.items()
     }
     changes = []
     for row in rows:
@@ -221,14 +235,34 @@ def _materialise(rows: list[FeedRow], store: Store, *, initial: bool) -> list[di
     return changes
 
 
-def _products(ids: Iterable[int], store: Store) -> dict[int, dict[str, Any]]:
-    # Plain tuples, not model instances: a 5,000-change page is mostly this and _prices.
-    wanted = list(ids)
+# The two loaders of nearly every change (products and prices) are plain SQL returning tuples:
+# a 5,000-change page is mostly them, and the ORM's query building and row handling cost more
+# than the database's work. Decimals are read as text and dates normalised, so both databases
+# give the same values (SQLite's driver would return floats and strings).
+
+
+def _fetch(sql: str, ids: list[int], *params: Any) -> list[tuple[Any, ...]]:
+    if connection.vendor == "postgresql":
+        sql, args = sql.replace("IN %(ids)s", "= ANY(%s)"), [ids, *params]
+    else:
+        sql, args = (
+            sql.replace("IN %(ids)s", f"IN ({', '.join(['%s'] * len(ids))})"),
+            [*ids, *params],
+        )
+    with connection.cursor() as db:
+        db.execute(sql, args)
+        return db.fetchall()
+
+
+def _day(value: dt.date | str | None) -> str | None:
+    return value if value is None or isinstance(value, str) else value.isoformat()
+
+
+def _products(ids: list[int], view: StoreView) -> dict[int, dict[str, Any]]:
     barcodes: dict[int, list[str]] = defaultdict(list)
-    for product_id, code in (
-        Barcode.objects.filter(product_id__in=wanted)
-        .order_by("code")
-        .values_list("product_id", "code")
+    for product_id, code in _fetch(
+        "SELECT product_id, code FROM inventory_barcode WHERE product_id IN %(ids)s ORDER BY code",
+        ids,
     ):
         barcodes[product_id].append(code)
     return {
@@ -238,31 +272,41 @@ def _products(ids: Iterable[int], store: Store) -> dict[int, dict[str, Any]]:
             "barcodes": barcodes.get(pk, []),
             "unit": unit,
             "tax_code": tax_code,
-            "active": active,
-            "weighed": weighed,
+            "active": bool(active),
+            "weighed": bool(weighed),
         }
-        for pk, sku, name, unit, tax_code, active, weighed in Product.objects.filter(
-            pk__in=wanted
-        ).values_list("pk", "sku", "name", "unit", "tax_rate__code", "active", "weighed")
+        for pk, sku, name, unit, tax_code, active, weighed in _fetch(
+            "SELECT p.id, p.sku, p.name, p.unit, t.code, p.active, p.weighed "
+            "FROM inventory_product p JOIN inventory_taxrate t ON t.id = p.tax_rate_id "
+            "WHERE p.id IN %(ids)s",
+            ids,
+        )
     }
 
 
-def _prices(ids: Iterable[int], store: Store) -> dict[int, dict[str, Any]]:
-    quantum = store.price_list.currency.quantum()
+def _prices(ids: list[int], view: StoreView) -> dict[int, dict[str, Any]]:
+    text = "r.price::text" if connection.vendor == "postgresql" else "CAST(r.price AS TEXT)"
+    rows = _fetch(
+        f"SELECT r.id, p.sku, {text}, r.valid_from, r.valid_to, c.minor_units "
+        "FROM inventory_price r JOIN inventory_product p ON p.id = r.product_id "
+        "JOIN inventory_pricelist l ON l.id = r.price_list_id "
+        "JOIN inventory_currency c ON c.code = l.currency_id "
+        "WHERE r.id IN %(ids)s AND r.price_list_id = %s",
+        ids,
+        view.price_list_id,
+    )
     return {
         pk: {
             "sku": sku,
-            "price": str(price.quantize(quantum)),
-            "valid_from": valid_from.isoformat(),
-            "valid_to": valid_to.isoformat() if valid_to else None,
+            "price": str(Decimal(price).quantize(Decimal(1).scaleb(-minor_units))),
+            "valid_from": _day(valid_from),
+            "valid_to": _day(valid_to),
         }
-        for pk, sku, price, valid_from, valid_to in Price.objects.filter(
-            pk__in=list(ids), price_list_id=store.price_list_id
-        ).values_list("pk", "product__sku", "price", "valid_from", "valid_to")
+        for pk, sku, price, valid_from, valid_to, minor_units in rows
     }
 
 
-def _tax_rates(ids: Iterable[int], store: Store) -> dict[int, dict[str, Any]]:
+def _tax_rates(ids: list[int], view: StoreView) -> dict[int, dict[str, Any]]:
     return {
         rate.pk: {
             "code": rate.code,
@@ -271,14 +315,14 @@ def _tax_rates(ids: Iterable[int], store: Store) -> dict[int, dict[str, Any]]:
             "inclusive": rate.inclusive,
             "active": rate.active,
         }
-        for rate in TaxRate.objects.filter(pk__in=list(ids))
+        for rate in TaxRate.objects.filter(pk__in=ids)
     }
 
 
-def _store_configs(ids: Iterable[int], store: Store) -> dict[int, dict[str, Any]]:
-    if store.pk not in set(ids):
+def _store_configs(ids: list[int], view: StoreView) -> dict[int, dict[str, Any]]:
+    if view.store_id not in ids:
         return {}
-    current = Store.objects.select_related("currency", "price_list").get(pk=store.pk)
+    current = Store.objects.select_related("currency", "price_list").get(pk=view.store_id)
     return {current.pk: store_config(current)}
 
 
@@ -300,14 +344,14 @@ def store_config(store: Store) -> dict[str, Any]:
     }
 
 
-def _registers(ids: Iterable[int], store: Store) -> dict[int, dict[str, Any]]:
+def _registers(ids: list[int], view: StoreView) -> dict[int, dict[str, Any]]:
     return {
         register.pk: {"code": register.code, "name": register.name, "active": register.active}
-        for register in Register.objects.filter(pk__in=list(ids), store=store)
+        for register in Register.objects.filter(pk__in=ids, store_id=view.store_id)
     }
 
 
-def _cashiers(ids: Iterable[int], store: Store) -> dict[int, dict[str, Any]]:
+def _cashiers(ids: list[int], view: StoreView) -> dict[int, dict[str, Any]]:
     return {
         cashier.pk: {
             "code": cashier.code,
@@ -316,7 +360,7 @@ def _cashiers(ids: Iterable[int], store: Store) -> dict[int, dict[str, Any]]:
             "pin_hash": cashier.pin_hash,
             "active": cashier.active,
         }
-        for cashier in Cashier.objects.filter(pk__in=list(ids), memberships__store=store)
+        for cashier in Cashier.objects.filter(pk__in=ids, memberships__store_id=view.store_id)
     }
 
 
@@ -332,32 +376,44 @@ _LOADERS = {
 
 # Pulls are frequent (an idle node polls every few seconds); record them at this resolution.
 PULL_RECORD_RESOLUTION = dt.timedelta(seconds=30)
+# What this process last recorded or read per node key (by its random prefix, which a reused
+# primary key cannot alias): most polls then need no query at all to know nothing is due.
+_RECORDED: dict[str, tuple[dt.datetime | None, dt.datetime | None]] = {}
+_RECORDED_MAX = 10_000
 
 
 def pull_record(*, node_key: NodeKey, complete: bool) -> None:
     """Note that ``node_key`` pulled (and, if ``complete``, that it reached the feed's end)."""
     now = timezone.now()
+    fresh = now - PULL_RECORD_RESOLUTION
+
+    def due(last_pull_at: dt.datetime | None, pull_current_at: dt.datetime | None) -> bool:
+        recent = last_pull_at is not None and last_pull_at > fresh
+        current = pull_current_at is not None and pull_current_at > fresh
+        return not (recent and (not complete or current))
+
+    if node_key.prefix in _RECORDED and not due(*_RECORDED[node_key.prefix]):
+        return
     state = (
         NodeSyncState.objects.filter(node_key=node_key)
         .only("last_pull_at", "pull_current_at")
         .first()
     )
-    fresh = now - PULL_RECORD_RESOLUTION
-    recent = state is not None and state.last_pull_at is not None and state.last_pull_at > fresh
-    current = (
-        state is not None and state.pull_current_at is not None and state.pull_current_at > fresh
-    )
-    if recent and (not complete or current):
-        return
-    changes: dict[str, Any] = {"last_pull_at": now}
-    if complete:
-        changes["pull_current_at"] = now
-    if state is None:
-        NodeSyncState.objects.get_or_create(
-            node_key=node_key, defaults={"store_id": node_key.store_id, **changes}
-        )
-    else:
-        NodeSyncState.objects.filter(node_key=node_key).update(**changes)
+    recorded = (state.last_pull_at, state.pull_current_at) if state else (None, None)
+    if due(*recorded):
+        changes: dict[str, Any] = {"last_pull_at": now}
+        if complete:
+            changes["pull_current_at"] = now
+        if state is None:
+            NodeSyncState.objects.get_or_create(
+                node_key=node_key, defaults={"store_id": node_key.store_id, **changes}
+            )
+        else:
+            NodeSyncState.objects.filter(node_key=node_key).update(**changes)
+        recorded = (now, now if complete else recorded[1])
+    if len(_RECORDED) >= _RECORDED_MAX:
+        _RECORDED.clear()
+    _RECORDED[node_key.prefix] = recorded
 
 
 _KEYS = {

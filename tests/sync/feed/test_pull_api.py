@@ -31,6 +31,7 @@ from stores.services import (
     register_delete,
     store_update,
 )
+from sync.models import NodeSyncState
 from tests.sync.feed import scenery
 from tests.sync.feed.nodes import diff, hq_state, pull_db
 from tests.sync.feed.scenery import JAN_1, Shop
@@ -274,6 +275,36 @@ def test_an_idle_node_still_gets_304_a_minute_later(stocked: Shop) -> None:
 
     # then
     assert later.status_code == 304
+
+
+def test_pulls_are_recorded_every_30_seconds_and_reaching_the_end_is_noted(
+    stocked: Shop,
+) -> None:
+    # given: a node that pages part of the way, then to the end of the feed
+    node = stocked.node()
+    started = timezone.now()
+    node.pull(limit=2)
+    state = NodeSyncState.objects.get(store=stocked.store)
+    assert state.last_pull_at >= started
+    assert state.pull_current_at is None
+    node.sync()
+    state.refresh_from_db()
+    assert state.pull_current_at is not None
+    first = (state.last_pull_at, state.pull_current_at)
+
+    # when: it polls again within the resolution, then 31 s later
+    node.pull()
+    state.refresh_from_db()
+    unchanged = (state.last_pull_at, state.pull_current_at)
+    later = timezone.now() + dt.timedelta(seconds=31)
+    with mock.patch("django.utils.timezone.now", return_value=later):
+        node.pull()
+    state.refresh_from_db()
+
+    # then: the quick poll wrote nothing; the later one moved both times
+    assert unchanged == first
+    assert state.last_pull_at == later
+    assert state.pull_current_at == later
 
 
 def test_an_etag_of_another_answer_does_not_give_304(stocked: Shop) -> None:
