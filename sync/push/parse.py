@@ -160,7 +160,8 @@ _NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def _semantic_problem(envelope: schema.Envelope, data: Any, canonical: bytes) -> str | None:
-    if _NUL.search(canonical):
+    # The plain substring test is ~100x cheaper than the regex and almost always false.
+    if b"\\u0000" in canonical and _NUL.search(canonical):
         # PostgreSQL text cannot hold NUL: the event would fail the whole batch when stored.
         return "The event is not valid: a string contains a NUL character."
     if isinstance(data, schema.SaleData):
