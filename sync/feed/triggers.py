@@ -11,7 +11,8 @@ tuples ``(entity, scope, entity_key, obj_id)``:
 
 - an **owner** source's insert upserts its tuples, its delete leaves tombstones, and its update
   upserts the new tuples and tombstones old ones that no longer exist (a key or scope change);
-- a **touch** source (barcodes) only marks its parent changed, before and after.
+- a **touch** source (barcodes; a currency's decimals) only marks what it is part of changed,
+  before and after.
 
 Keys other entities' keys are built from (``product.sku``, ``tax_rate.code``) are immutable in
 the database too, so no derived key can go stale. A store that changes price list receives,
@@ -65,6 +66,21 @@ SOURCES = (
         "SELECT 'price' AS entity, 'pl:' || r.price_list_id AS scope, "
         "p.sku || '@' || {valid_from} AS entity_key, r.id AS obj_id "
         "FROM {rows} r JOIN inventory_product p ON p.id = r.product_id",
+    ),
+    Source(
+        # Reference data, changed only by a migration (ISO 4217 revises a currency's decimals
+        # now and then): what is sent with its decimals is sent again.
+        "inventory_currency",
+        ("code", "minor_units"),
+        "SELECT 'store_config' AS entity, 'store:' || s.id AS scope, s.code AS entity_key, "
+        "s.id AS obj_id FROM {rows} r JOIN stores_store s ON s.currency_id = r.code "
+        "UNION ALL "
+        "SELECT 'price' AS entity, 'pl:' || r.price_list_id AS scope, "
+        "p.sku || '@' || {valid_from} AS entity_key, r.id AS obj_id "
+        "FROM {rows} c JOIN inventory_pricelist l ON l.currency_id = c.code "
+        "JOIN inventory_price r ON r.price_list_id = l.id "
+        "JOIN inventory_product p ON p.id = r.product_id",
+        mode="touch",
     ),
     Source(
         "stores_store",

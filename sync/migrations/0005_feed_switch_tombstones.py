@@ -1,4 +1,5 @@
-"""Reinstall the feed triggers: a price-list switch now tombstones every key of the old list.
+"""Reinstall the feed triggers: a price-list switch tombstones every key of the old list, and a
+currency whose decimals change sends its stores' configuration and its lists' prices again.
 
 Before, a store changing price list received tombstones only for the old list's current prices;
 a node part-way through a delta kept a price the old list had deleted after its cursor. The

@@ -15,7 +15,7 @@ import pytest
 from django.core import signing
 from django.utils import timezone
 
-from inventory.models import Product, TaxRate
+from inventory.models import Currency, Product, TaxRate
 from inventory.services import (
     price_delete,
     price_update,
@@ -540,6 +540,24 @@ def test_a_price_valid_from_tomorrow_is_sent_ahead_with_its_valid_from(stocked: 
         "valid_to": None,
     }
     assert node.state == hq_state(stocked.store)
+
+
+def test_a_currency_whose_decimals_change_is_sent_again_with_its_prices(stocked: Shop) -> None:
+    # given: a node in sync on an EUR store (two decimals)
+    node = stocked.node()
+    node.sync()
+
+    # when: ISO 4217 gives the euro three decimals (a migration's plain UPDATE)
+    Currency.objects.filter(code="EUR").update(minor_units=3)
+    try:
+        changes = by_key(node.sync())
+    finally:
+        Currency.objects.filter(code="EUR").update(minor_units=2)
+
+    # then: the store's configuration and every price of its list come again, re-quantized
+    assert changes[("store_config", "S01")]["data"]["currency_minor_units"] == 3
+    prices = {key: c["data"]["price"] for (entity, key), c in changes.items() if entity == "price"}
+    assert prices == {f"P{n}@2026-01-01": f"{n}.990" for n in range(7)}
 
 
 # --- what each entity carries --------------------------------------------------------------------
