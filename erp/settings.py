@@ -350,3 +350,20 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("SYNC_HELD_SWEEP_SECONDS", 300, minimum=10),
     },
 }
+
+# --- store node: till and devices ------------------------------------------------------------
+# In-store EAN-13 barcodes (prefixes 20–29: PP IIIII VVVVV C): which prefixes carry a weight
+# in grams and which a price in the currency's minor units; the item is found by the barcode
+# with its value zeroed (a product registered as 2101234000003) or by its item number as SKU.
+TILL_WEIGHT_PREFIXES = env_list("TILL_WEIGHT_PREFIXES", ["21", "22", "23", "24"])
+TILL_PRICE_PREFIXES = env_list("TILL_PRICE_PREFIXES", ["20", "25", "26", "27", "28", "29"])
+# Receipt printer (devices.printers): file (one text file per receipt) or dummy (in memory).
+DEVICES_PRINTER = env_choice("DEVICES_PRINTER", "file", ("file", "dummy"))
+DEVICES_PRINTER_PATH = env_str("DEVICES_PRINTER_PATH", "")  # default: ERP_DATA_DIR/receipts
+DEVICES_PRINT_INLINE = env_bool("DEVICES_PRINT_INLINE", default=False)  # tests: no thread
+DEVICES_STATE_DIR = env_str("DEVICES_STATE_DIR", "")  # default: ERP_DATA_DIR/devices
+# A scale for weighed items: none, or file (the weight in kg in DEVICES_STATE_DIR/scale-weight).
+DEVICES_SCALE = env_choice("DEVICES_SCALE", "none", ("none", "file"))
+DEVICES_TERMINAL_MODE = env_choice(
+    "DEVICES_TERMINAL_MODE", "approve", ("approve", "decline", "offline")
+)

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -17,6 +18,16 @@ urlpatterns = [
 ]
 
 handler404 = "erp.views.not_found"
+if settings.ERP_ROLE == "node":
+    from django.contrib.staticfiles.views import serve as static_serve
+
+    # A store node also serves the cashier page and its local till API (till-api.md), and
+    # the page's own assets: a till has no nginx in front of it and must never need a CDN.
+    urlpatterns += [
+        path("till/", include("stores.till.urls")),
+        path(f"{settings.STATIC_URL.strip('/')}/<path:path>", static_serve, {"insecure": True}),
+    ]
+
 handler500 = "erp.views.server_error"
 handler403 = "erp.views.permission_denied"
 handler400 = "erp.views.bad_request"

@@ -17,12 +17,16 @@ from django.db.models import Q
 
 __all__ = [
     "LocalBarcode",
+    "LocalBasket",
+    "LocalCashMovement",
     "LocalCashier",
     "LocalPrice",
     "LocalProduct",
+    "LocalReceipt",
     "LocalRegister",
     "LocalStoreConfig",
     "LocalTaxRate",
+    "LocalTillSession",
     "NodeState",
     "OutboxBatch",
     "OutboxEvent",
@@ -283,3 +287,121 @@ class OutboxBatch(models.Model):
 
     def __str__(self) -> str:
         return f"batch {self.batch_id} ({self.first_seq}–{self.last_seq})"
+
+
+# --- the till's own records (written only by ``stores.till.services``) ------------------------
+
+
+class LocalTillSession(models.Model):
+    """A cashier's shift on this register, from its ``session_open`` to its Z-report."""
+
+    session_id = models.CharField(max_length=64, primary_key=True)
+    cashier = models.CharField(max_length=32)
+    opening_float = models.DecimalField(**LOCAL_MONEY)
+    opened_at = models.DateTimeField()
+    business_date = models.DateField()
+    open_seq = models.BigIntegerField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    close_seq = models.BigIntegerField(null=True, blank=True)
+    counted_cash = models.DecimalField(**LOCAL_MONEY, null=True, blank=True)
+    z_report = models.JSONField(null=True, blank=True)
+    # True while open, NULL once closed: unique, so one register has one open shift at most.
+    open_slot = models.BooleanField(null=True, default=True, unique=True, editable=False)
+
+    class Meta:
+        ordering = ["open_seq"]
+
+    def __str__(self) -> str:
+        return f"session {self.session_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+
+class LocalBasket(models.Model):
+    """A basket being rung up: its lines, tenders and basket discount as a working document
+    (JSON), priced again on every change; it becomes a ``LocalReceipt`` when completed."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "open"
+        COMPLETED = "completed", "completed"
+        VOIDED = "voided", "voided"
+
+    basket_id = models.UUIDField(primary_key=True)
+    session = models.ForeignKey(LocalTillSession, on_delete=models.PROTECT, related_name="baskets")
+    cashier = models.CharField(max_length=32)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    lines = models.JSONField(default=list)
+    tenders = models.JSONField(default=list)
+    discount = models.JSONField(null=True, blank=True, help_text="The basket discount, if any.")
+    next_line_no = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    void_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["open", "completed", "voided"]), name="till_basket_status"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"basket {self.basket_id} ({self.status})"
+
+
+class LocalReceipt(models.Model):
+    """A completed sale or return of this register as it was sent (``data`` is the event's
+    data), kept after the outbox is pruned: returns by receipt number and reprints read it."""
+
+    event_id = models.UUIDField(primary_key=True)
+    type = models.CharField(max_length=8)
+    seq = models.BigIntegerField(unique=True)
+    receipt_no = models.CharField(max_length=64, unique=True)
+    basket_id = models.CharField(max_length=64, blank=True)
+    session_id = models.CharField(max_length=64, db_index=True)
+    cashier = models.CharField(max_length=32)
+    occurred_at = models.DateTimeField()
+    business_date = models.DateField()
+    gross = models.DecimalField(**LOCAL_MONEY)
+    tax = models.DecimalField(**LOCAL_MONEY)
+    data = models.JSONField()
+    receipt_text = models.TextField()
+    # For a sale: quantities returned so far by line_no (decimal strings).
+    returned = models.JSONField(default=dict)
+    original_receipt_no = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(type__in=["sale", "return"]), name="till_receipt_type"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.receipt_no}"
+
+
+class LocalCashMovement(models.Model):
+    """A pay-in, pay-out or drop in a session, for its Z-report."""
+
+    event_id = models.UUIDField(primary_key=True)
+    seq = models.BigIntegerField(unique=True)
+    session = models.ForeignKey(
+        LocalTillSession, on_delete=models.PROTECT, related_name="cash_movements"
+    )
+    kind = models.CharField(max_length=8)
+    amount = models.DecimalField(**LOCAL_MONEY)
+    reason = models.CharField(max_length=200, blank=True)
+    cashier = models.CharField(max_length=32)
+    authorised_by = models.CharField(max_length=32, blank=True)
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount}"
