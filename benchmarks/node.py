@@ -26,8 +26,8 @@ fault proxy (``tests/faults/proxy.py``), which can take head office away.
    services in one process, as fast as they go), then its agent starts. Reported: the time
    from the agent's start to head office holding all of them.
 
-The agents run with ``SYNC_OFFLINE_RETRY_MAX_SECONDS=--offline-retry`` (how long a node waits
-at most between attempts while head office is unreachable; the default setting is 5).
+The agents run with the default ``SYNC_OFFLINE_RETRY_MAX_SECONDS`` (how long a node waits at
+most between attempts while head office is unreachable: 2 s) unless ``--offline-retry`` is given.
 """
 
 from __future__ import annotations
@@ -146,8 +146,9 @@ class Bench:
         return data, web
 
     def start_agent(self, data: Path, register: str) -> None:
-        env = {"SYNC_OFFLINE_RETRY_MAX_SECONDS": str(self.args.offline_retry),
-               "SYNC_BACKOFF_MAX_SECONDS": "5", "SYNC_PULL_SECONDS": "30"}  # fmt: skip
+        env = {"SYNC_BACKOFF_MAX_SECONDS": "5", "SYNC_PULL_SECONDS": "30"}
+        if self.args.offline_retry is not None:
+            env["SYNC_OFFLINE_RETRY_MAX_SECONDS"] = str(self.args.offline_retry)
         self.agents.append(
             processes.NodeAgent(data, self.tmp / f"agent-{register}.log", env=env).start()
         )
@@ -311,7 +312,12 @@ def main() -> None:
     parser.add_argument("--partition-seconds", type=float, default=120.0)
     parser.add_argument("--registers", type=int, default=2, choices=range(1, 4))
     parser.add_argument("--backlog", type=int, default=5000)
-    parser.add_argument("--offline-retry", type=int, default=1)
+    parser.add_argument(
+        "--offline-retry",
+        type=int,
+        default=None,
+        help="SYNC_OFFLINE_RETRY_MAX_SECONDS (default: the setting's)",
+    )
     parser.add_argument("--hq-workers", type=int, default=2)
     parser.add_argument("--keep", action="store_true")
     parser.add_argument(

@@ -341,7 +341,9 @@ SYNC_PULL_SECONDS = env_int("SYNC_PULL_SECONDS", 30, minimum=1)
 SYNC_PUSH_BATCH = env_int("SYNC_PUSH_BATCH", 200, minimum=1)
 SYNC_HTTP_TIMEOUT = env_int("SYNC_HTTP_TIMEOUT", 30, minimum=1)
 SYNC_BACKOFF_MAX_SECONDS = env_int("SYNC_BACKOFF_MAX_SECONDS", 60, minimum=1)
-SYNC_OFFLINE_RETRY_MAX_SECONDS = env_int("SYNC_OFFLINE_RETRY_MAX_SECONDS", 5, minimum=1)
+# While head office is unreachable a node retries at least this often (full jitter: 1 s on
+# average), so a store is caught up within about 2 s of the network coming back.
+SYNC_OFFLINE_RETRY_MAX_SECONDS = env_int("SYNC_OFFLINE_RETRY_MAX_SECONDS", 2, minimum=1)
 
 CELERY_BEAT_SCHEDULE = {
     "batches-purge": {"task": "sync.tasks.batches_purge", "schedule": 6 * 3600},
