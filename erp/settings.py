@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "stores",
     "sync",
     "devices",
+    "books",
 ]
 
 MIDDLEWARE = [
@@ -215,6 +216,10 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360, minimum=1)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Redis redelivers a task whose worker died (acks_late) once this many seconds have passed.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)
+}
 
 # --- auth ------------------------------------------------------------------------------------
 
@@ -351,7 +356,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sync.tasks.held_events_sweep",
         "schedule": env_int("SYNC_HELD_SWEEP_SECONDS", 300, minimum=10),
     },
+    "books-store-days-post": {
+        "task": "books.tasks.store_days_post",
+        "schedule": env_int("BOOKS_POST_SECONDS", 3600, minimum=60),
+    },
 }
+
+# --- books ---------------------------------------------------------------------------------------
+
+# Seconds the close job waits between its steps: 0 in production; tests use it to stop a worker
+# in the middle of a close.
+BOOKS_CLOSE_STEP_PAUSE = env_int("BOOKS_CLOSE_STEP_PAUSE", 0)
 
 # --- store node: till and devices ------------------------------------------------------------
 # In-store EAN-13 barcodes (prefixes 20–29: PP IIIII VVVVV C): which prefixes carry a weight

@@ -15,9 +15,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("erp.api.urls")),
+    path("api/v1/", include("books.api.urls")),
 ]
 
-handler404 = "erp.views.not_found"
 if settings.ERP_ROLE == "node":
     from django.contrib.staticfiles.views import serve as static_serve
 
@@ -28,6 +28,7 @@ if settings.ERP_ROLE == "node":
         path(f"{settings.STATIC_URL.strip('/')}/<path:path>", static_serve, {"insecure": True}),
     ]
 
+handler404 = "erp.views.not_found"
 handler500 = "erp.views.server_error"
 handler403 = "erp.views.permission_denied"
 handler400 = "erp.views.bad_request"

@@ -95,6 +95,14 @@ def batch_ingest(*, store_id: int, node_key: NodeKey | None, body: bytes) -> Pus
                     node_key=node_key, store=store, registers=registers, parsed=parsed
                 )
                 _release_on_commit(result)
+                if not result.replayed:
+                    from books.posting import store_days_post_on_commit
+
+                    store_days_post_on_commit(
+                        store=store,
+                        business_dates={e.envelope.business_date for e in parsed.events
+                                        if e.valid and e.envelope is not None},
+                    )  # fmt: skip
                 return result
         except IntegrityError:
             # A concurrent batch committed one of these events (or seqs) between our reads and
