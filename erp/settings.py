@@ -367,6 +367,9 @@ CELERY_BEAT_SCHEDULE = {
 # Seconds the close job waits between its steps: 0 in production; tests use it to stop a worker
 # in the middle of a close.
 BOOKS_CLOSE_STEP_PAUSE = env_int("BOOKS_CLOSE_STEP_PAUSE", 0)
+# Seconds after ingestion of a finished day's events before its store is posted (one run per
+# store in that time, so a backlog uploaded in many batches becomes one entry); 0: at once.
+BOOKS_POST_DELAY_SECONDS = env_int("BOOKS_POST_DELAY_SECONDS", 60)
 
 # --- store node: till and devices ------------------------------------------------------------
 # In-store EAN-13 barcodes (prefixes 20–29: PP IIIII VVVVV C): which prefixes carry a weight

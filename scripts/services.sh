@@ -51,4 +51,9 @@ if ! command -v chromium >/dev/null 2>&1; then
   echo "services: installing Chromium for the browser tests"
   apt_install chromium
 fi
-echo "services: PostgreSQL and Redis are up; Chromium is installed"
+if ! command -v hledger >/dev/null 2>&1; then
+  # The books' export test reads the exported journal with an independent double-entry tool.
+  echo "services: installing hledger for the journal export test"
+  apt_install hledger
+fi
+echo "services: PostgreSQL and Redis are up; Chromium and hledger are installed"

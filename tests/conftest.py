@@ -23,6 +23,7 @@ _MIGRATION_DATA = [
     ("inventory.migrations.0002_currencies_and_database_invariants", "load_currencies"),
     ("erp.migrations.0001_roles", "create_roles"),
     ("sync.migrations.0002_roles", "grant_sync_rights"),
+    ("books.migrations.0003_default_chart_and_roles", "load"),
 ]
 
 
@@ -41,9 +42,14 @@ def _migration_data(request: pytest.FixtureRequest) -> None:
     from django.apps import apps
     from django.contrib.auth.models import Group
 
+    from books.models import Account
     from inventory.models import Currency
 
-    if Currency.objects.exists() and Group.objects.filter(name="auditor").exists():
+    if (
+        Currency.objects.exists()
+        and Group.objects.filter(name="auditor").exists()
+        and Account.objects.exists()
+    ):
         return
     for module, function in _MIGRATION_DATA:
         getattr(importlib.import_module(module), function)(apps, None)

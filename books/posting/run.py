@@ -6,8 +6,11 @@ import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from books.models import (
     Account,
@@ -34,17 +37,29 @@ from stores.models import Store
 def store_days_post_on_commit(*, store: Store, business_dates: set[dt.date]) -> bool:
     """After ingestion: when the batch carried events of a finished business date (a day
     just over, or a late arrival), post that store once the batch commits. Events of the
-    store's current day wait for the day to end (the beat schedule posts it)."""
-    from django.utils import timezone
+    store's current day wait for the day to end (the beat schedule posts it).
 
+    The run is sent ``BOOKS_POST_DELAY_SECONDS`` later, once per store in that time: a node
+    draining a backlog of yesterday's sales sends it in many batches, and one run after the
+    last of them posts the day as one entry, where a run per batch would add a supplementary
+    entry each time (and briefly hold up ingestion with its locks). Eager tasks (the embedded
+    default and the tests) run at once."""
     yesterday = timezone.now().astimezone(store.tzinfo).date() - dt.timedelta(days=1)
     if not any(day <= yesterday for day in business_dates):
         return False
     from books.tasks import store_days_post as task
 
     store_id = store.pk
+    delay = settings.BOOKS_POST_DELAY_SECONDS
+
+    def send() -> None:
+        if settings.CELERY_TASK_ALWAYS_EAGER or delay == 0:
+            task.delay([store_id])
+        elif cache.add(f"books:post-pending:{store_id}", 1, timeout=delay):
+            task.apply_async([store_id], countdown=delay)
+
     # robust: the batch is committed and answered whatever happens to the posting.
-    transaction.on_commit(lambda: task.delay([store_id]), robust=True)
+    transaction.on_commit(send, robust=True)
     return True
 
 

@@ -165,3 +165,35 @@ def test_ingesting_a_finished_day_posts_it_once_the_batch_commits(shop) -> None:
     # then: the posting task ran on commit (eagerly here) and posted yesterday only
     entry = JournalEntry.objects.get()
     assert entry.business_date == till.day
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_backlog_in_many_batches_is_posted_by_one_delayed_run(
+    shop, settings, monkeypatch
+) -> None:
+    # given: a broker (tasks not eager) and a one-minute posting delay
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    from books import tasks
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.BOOKS_POST_DELAY_SECONDS = 60
+    cache.clear()
+    sent: list[tuple[list[int], int]] = []
+    monkeypatch.setattr(
+        tasks.store_days_post,
+        "apply_async",
+        lambda args, countdown: sent.append((args, countdown)),
+    )
+    store, key = shop()
+    till = Till()
+    till.day = timezone.now().astimezone(store.tzinfo).date() - dt.timedelta(days=1)
+
+    # when: yesterday's sales arrive in three batches
+    for _ in range(3):
+        push(key, [till.sale([("A", "1", "1.99")])])
+
+    # then: one run is sent, a minute later; nothing is posted yet
+    assert sent == [([store.pk], 60)]
+    assert not JournalEntry.objects.exists()
