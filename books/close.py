@@ -27,13 +27,14 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from books import selectors
-from books.errors import BlockingExceptions, CloseInProgress, PeriodClosed
+from books.errors import BlockingExceptions, CloseInProgress, CloseInterrupted, PeriodClosed
 from books.models import CloseReport, FiscalPeriod, Job
 from books.posting import store_days_post
+from books.posting.common import ADVISORY_KEY
 from erp.errors import ValidationFailed
 
 STEPS = ("begin", "post", "reconcile", "check", "lock")
@@ -127,9 +128,16 @@ def period_close_run(*, job_id: str, now: dt.datetime | None = None) -> Job | No
     if job is None or job.state in (Job.State.SUCCEEDED, Job.State.FAILED):
         return job
     now = now or timezone.now()
-    Job.objects.filter(pk=job.pk).update(
-        state=Job.State.RUNNING, started_at=job.started_at or now, attempts=job.attempts + 1
+    started = (
+        Job.objects.filter(pk=job.pk)
+        .exclude(state__in=(Job.State.SUCCEEDED, Job.State.FAILED))
+        .update(
+            state=Job.State.RUNNING, started_at=job.started_at or now, attempts=job.attempts + 1
+        )
     )
+    if not started:  # finished by another run of it since it was read
+        job.refresh_from_db()
+        return job
     steps: dict[str, Callable[[Job, dt.datetime], str]] = {
         "begin": _begin,
         "post": _post,
@@ -139,13 +147,17 @@ def period_close_run(*, job_id: str, now: dt.datetime | None = None) -> Job | No
     }
     try:
         for step in STEPS:
+            if Job.objects.filter(pk=job.pk).values_list("state", flat=True).first() != (
+                Job.State.RUNNING
+            ):
+                break  # another run of this job (a redelivery) finished it meanwhile
             _progress(job, step, f"{step}…")
             message = steps[step](job, now)
             Job.objects.filter(pk=job.pk).update(message=message)
             _pause()
     except BlockingExceptions as exc:
         _fail(job, exc.message, {"code": exc.code, **(exc.details or {})})
-    except PeriodClosed as exc:
+    except (PeriodClosed, CloseInterrupted) as exc:
         _fail(job, exc.message, {"code": exc.code})
     except OperationalError:
         raise  # the database was unavailable or a lock timed out: the task retries the job
@@ -161,13 +173,14 @@ def period_close_run(*, job_id: str, now: dt.datetime | None = None) -> Job | No
 def _fail(job: Job, message: str, result: dict[str, Any]) -> None:
     with transaction.atomic():
         period = FiscalPeriod.objects.select_for_update().get(pk=job.period_id)
-        if period.status == FiscalPeriod.Status.CLOSING:
+        # Only a job still running fails: one that another run of it finished stays as it is.
+        failed = Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(
+            state=Job.State.FAILED, message=message, result=result, finished_at=timezone.now()
+        )
+        if failed and period.status == FiscalPeriod.Status.CLOSING:
             period.status = FiscalPeriod.Status.OPEN
             period._change_reason = f"close refused: {message}"  # type: ignore[attr-defined]
             period.save(update_fields=["status"])
-        Job.objects.filter(pk=job.pk).update(
-            state=Job.State.FAILED, message=message, result=result, finished_at=timezone.now()
-        )
 
 
 def _begin(job: Job, now: dt.datetime) -> str:
@@ -267,9 +280,21 @@ def close_report_build(*, period: FiscalPeriod) -> dict[str, Any]:
 
 def _lock(job: Job, now: dt.datetime) -> str:
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # No posting run is writing while the period locks (the journal's triggers also
+            # make any other writer and this close wait for each other on the period row).
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_KEY])
         period = FiscalPeriod.objects.select_for_update().get(pk=job.period_id)
         if period.status == FiscalPeriod.Status.CLOSED:
             return "already locked"
+        if Job.objects.select_for_update().get(pk=job.pk).state != Job.State.RUNNING:
+            return "stopped: another run of this job finished it"
+        if period.status != FiscalPeriod.Status.CLOSING:
+            raise CloseInterrupted(
+                f"Period {period.code} was reopened while this close ran (another run of the "
+                "close was refused); start the close again."
+            )
         content = close_report_build(period=period)
         content["override_reason"] = job.override_reason
         CloseReport.objects.update_or_create(

@@ -32,3 +32,9 @@ class BlockingExceptions(Conflict):
 class CloseInProgress(Conflict):
     code = "close_in_progress"
     default_message = "A close of this period is already running."
+
+
+class CloseInterrupted(Conflict):
+    """Another run of the same close job refused it and reopened the period meanwhile."""
+
+    code = "close_interrupted"

@@ -11,6 +11,13 @@ PostgreSQL:
 - ``books_entry_guard`` (BEFORE UPDATE/DELETE on entries): a posted entry never changes
   (TB001); only draft → posted is allowed. Entries are refused in closed periods (TB003).
 - ``books_period_guard``: a closed period never reopens and is never deleted (TB004).
+- An entry is dated inside its own period, and one with lines keeps its date and period
+  (TB005). The period row is read ``FOR SHARE`` by every check, so writers and a close in
+  flight wait for each other.
+
+Not covered: a transaction that runs ``SET CONSTRAINTS books_entry_balanced IMMEDIATE`` and then
+adds lines to its own posted entry (a deliberate act in raw SQL; the services never do it), and
+``TRUNCATE``.
 
 SQLite (the embedded default): the UPDATE refusals and the period lock are triggers too;
 balance and DELETE refusal are enforced by the service layer (``books.services``) only,
@@ -20,10 +27,18 @@ because Django's test flush empties tables with DELETE and SQLite cannot tell th
 from django.db import migrations
 
 PG = r"""
-CREATE FUNCTION books_period_locked(day date) RETURNS boolean LANGUAGE sql STABLE AS $$
-  SELECT EXISTS (SELECT 1 FROM books_fiscalperiod p
-                 WHERE day BETWEEN p.start AND p."end" AND p.status = 'closed')
-$$;
+-- The period row is read FOR SHARE: a writer waits for a close in flight (which holds the row
+-- FOR UPDATE) and then reads the status that close committed; a close waits for writers in
+-- flight, so its report sees their lines. An ordinary read would let a line be dated into a
+-- period whose close committed a moment before the writer did.
+CREATE FUNCTION books_period_locked(day date) RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  found_status text;
+BEGIN
+  SELECT p.status INTO found_status FROM books_fiscalperiod p
+    WHERE day BETWEEN p.start AND p."end" FOR SHARE;
+  RETURN COALESCE(found_status = 'closed', false);
+END $$;
 
 -- True when a row's xmin belongs to this transaction (or one of its savepoints): the entry was
 -- written by us, so its lines may still be added until commit. A row whose writer is still in
@@ -86,6 +101,17 @@ BEGIN
   IF books_period_locked(NEW.date) THEN
     RAISE EXCEPTION 'period of % is closed: no journal entry can be dated into it', NEW.date
       USING ERRCODE = 'TB003';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM books_fiscalperiod p WHERE p.id = NEW.period_id
+                 AND NEW.date BETWEEN p.start AND p."end") THEN
+    RAISE EXCEPTION 'journal entry % is dated % outside its period', NEW.id, NEW.date
+      USING ERRCODE = 'TB005';
+  END IF;
+  -- Lines carry their entry's date: an entry that has lines keeps its date and period.
+  IF TG_OP = 'UPDATE' AND (NEW.date <> OLD.date OR NEW.period_id <> OLD.period_id)
+     AND EXISTS (SELECT 1 FROM books_journalline WHERE entry_id = OLD.id) THEN
+    RAISE EXCEPTION 'journal entry % has lines: its date and period cannot change', OLD.id
+      USING ERRCODE = 'TB005';
   END IF;
   RETURN NEW;
 END $$;

@@ -178,8 +178,12 @@ def _sessions_and_cash(*, cut: dict[int, dt.date], day_of) -> None:
         store_id__in=list(cut), close_event__isnull=False, opening_float__isnull=False
     ).order_by("pk")
     movements: dict[tuple[int, str], list[dict]] | None = None
+    # Sessions whose close an earlier run posted: its over/short was computed from the cash
+    # movements ingested by then, so one arriving later corrects the over/short, not the cash.
+    closed_before: set[tuple[int, str]] = set()
     for s in sessions:
         if str(s.close_event) in posted:
+            closed_before.add((s.store_id, s.session_id))
             continue
         if s.business_date is None or s.business_date > cut[s.store_id]:
             continue
@@ -209,5 +213,13 @@ def _sessions_and_cash(*, cut: dict[int, dt.date], day_of) -> None:
             "drop": Account.Role.CASH_IN_TRANSIT,
         }[m.kind]
         sign = Decimal(1) if m.kind == "pay_in" else Decimal(-1)
-        sd.add(Account.Role.CASH, "", sign * m.amount, f"cash {m.kind}")
+        if (m.store_id, m.session_id) in closed_before:
+            sd.add(
+                Account.Role.CASH_OVER_SHORT,
+                "",
+                sign * m.amount,
+                f"cash {m.kind} after session {m.session_id} was posted",
+            )
+        else:
+            sd.add(Account.Role.CASH, "", sign * m.amount, f"cash {m.kind}")
         sd.add(counter, "", -sign * m.amount, f"cash {m.kind}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -125,9 +126,20 @@ def test_a_closed_period_refuses_a_line_even_from_the_orm(shop) -> None:
     assert _close().state == Job.State.SUCCEEDED
     entry = JournalEntry.objects.get()
     line = entry.lines.first()
+    # A draft entry in the closed period, so that what refuses is the period's lock and not
+    # the posted entry's immutability: PostgreSQL refuses the entry, SQLite its line.
+    entry.pk = None
+    entry.uuid = uuid.uuid4()
+    entry.status = JournalEntry.Status.DRAFT
     line.pk = None
-    with pytest.raises(DatabaseError), transaction.atomic():
+
+    def draft_with_a_line() -> None:
+        entry.save()
+        line.entry = entry
         line.save()
+
+    with pytest.raises(DatabaseError, match="closed"), transaction.atomic():
+        draft_with_a_line()
 
 
 def test_periods_close_in_order(shop) -> None:

@@ -194,3 +194,43 @@ def test_a_closed_period_refuses_lines_in_the_database_and_never_reopens() -> No
     }
     with pytest.raises(EntryImmutable):
         journal_entry_reverse(entry=entry)
+
+
+@pytest.mark.postgres
+def test_a_draft_entry_with_lines_keeps_its_date_and_an_entry_stays_in_its_period() -> None:
+    # given: a draft entry with a line, on 10 November
+    with transaction.atomic(), connection.cursor() as cursor:
+        entry_id = _raw_entry(cursor, status="draft")
+        _raw_line(cursor, entry_id, "1000", "10.00", "0")
+    december = period_ensure(day=dt.date(2026, 12, 3))
+
+    # then: moving it (its line would keep the old date), or dating it outside its period,
+    # is refused by the database
+    for sql, params in (
+        (
+            "UPDATE books_journalentry SET date = %s WHERE id = %s",
+            [dt.date(2026, 11, 20), entry_id],
+        ),
+        ("UPDATE books_journalentry SET period_id = %s WHERE id = %s", [december.pk, entry_id]),
+    ):
+        with (
+            pytest.raises(DatabaseError, match=r"cannot change|outside its period"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, params)
+    november = FiscalPeriod.objects.get(code="2026-11").pk
+    with (
+        pytest.raises(DatabaseError, match="outside its period"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        _raw_entry_on(cursor, day=dt.date(2026, 12, 3), period_id=november)
+
+
+def _raw_entry_on(cursor, *, day: dt.date, period_id: int) -> None:
+    cursor.execute(
+        "INSERT INTO books_journalentry (uuid, kind, status, date, period_id, late, description,"
+        " created_at) VALUES (%s, 'manual', 'draft', %s, %s, false, 'raw', %s)",
+        [uuid.uuid4().hex, day, period_id, timezone.now()],
+    )

@@ -148,6 +148,40 @@ def test_cash_over_short_comes_from_the_session_close(shop) -> None:
     assert store_days_post(now=LATER).entries == 0
 
 
+def test_a_pay_out_arriving_after_its_session_was_posted_corrects_the_over_short(shop) -> None:
+    # given: float 100, a cash sale of 3.98, a 10.00 pay-out, counted 93.98 (exact); the
+    # pay-out (seq 3) is held up, so the session's close is posted first, 10.00 short
+    _store, key = shop()
+    till = Till()
+    opened = till.session_open()
+    sale = till.sale([("A", "2", "1.99")])
+    pay_out = till._envelope(
+        "cash_movement",
+        {"session_id": "sess-1", "kind": "pay_out", "amount": "10.00", "reason": "window cleaner"},
+    )
+    closed = till._envelope(
+        "session_close",
+        {"session_id": "sess-1", "first_seq": 1, "last_seq": 4, "sale_count": 1,
+         "return_count": 0, "gross": "3.98", "tax": "0.64", "tenders": {"cash": "3.98"},
+         "counted_cash": "93.98"},
+    )  # fmt: skip
+    push(key, [opened, sale, closed])
+    store_days_post(now=LATER)
+
+    # when: the pay-out arrives and is posted
+    push(key, [pay_out])
+    store_days_post(now=LATER)
+
+    # then: over the two entries the drawer was exact and the cash account holds what is in it
+    totals: dict[str, Decimal] = {}
+    for entry in JournalEntry.objects.all():
+        for role, amount in _by_role(entry).items():
+            totals[role] = totals.get(role, Decimal(0)) + amount
+    assert totals.get("cash_over_short", Decimal(0)) == 0
+    assert totals["suspense"] == Decimal("10.00")
+    assert totals["cash"] == Decimal("3.98") - Decimal("10.00")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_ingesting_a_finished_day_posts_it_once_the_batch_commits(shop) -> None:
     # given: today's sales wait for the day to end; a batch for an earlier day does not
