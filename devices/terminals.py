@@ -42,6 +42,11 @@ class PaymentTerminal(Protocol):
 
     def refund(self, *, amount: Decimal, currency: str, reference: str) -> CardResult: ...
 
+    def void(self, *, amount: Decimal, currency: str, reference: str) -> CardResult:
+        """Reverse an approved authorisation or refund, named by the ``reference`` the
+        terminal answered it with (``CardResult.reference``)."""
+        ...
+
 
 def terminal_mode_set(mode: str) -> None:
     if mode not in MODES:
@@ -55,6 +60,7 @@ class SimulatedTerminal:
     def __init__(self, device: str = "terminal-1", mode: str | None = None) -> None:
         self.device = device
         self.fixed_mode = mode
+        self.voided: list[str] = []  # references reversed, for tests and the operator
 
     def mode(self) -> str:
         if self.fixed_mode:
@@ -79,6 +85,13 @@ class SimulatedTerminal:
 
     def refund(self, *, amount: Decimal, currency: str, reference: str) -> CardResult:
         return self._answer("REFUND")
+
+    def void(self, *, amount: Decimal, currency: str, reference: str) -> CardResult:
+        """A reversal is never declined by the issuer; only an unreachable terminal fails."""
+        if self.mode() == "offline":
+            raise TerminalOffline("the payment terminal cannot reach the card network")
+        self.voided.append(reference)
+        return CardResult(approved=True, reference=f"SIM-VOID-{uuid.uuid4().hex[:12].upper()}")
 
 
 _terminal: PaymentTerminal | None = None

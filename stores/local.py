@@ -20,6 +20,7 @@ __all__ = [
     "LocalBasket",
     "LocalCashMovement",
     "LocalCashier",
+    "LocalPinLockout",
     "LocalPrice",
     "LocalProduct",
     "LocalReceipt",
@@ -360,7 +361,7 @@ class LocalReceipt(models.Model):
     type = models.CharField(max_length=8)
     seq = models.BigIntegerField(unique=True)
     receipt_no = models.CharField(max_length=64, unique=True)
-    basket_id = models.CharField(max_length=64, blank=True)
+    basket_id = models.CharField(max_length=64, blank=True, db_index=True)
     session_id = models.CharField(max_length=64, db_index=True)
     cashier = models.CharField(max_length=32)
     occurred_at = models.DateTimeField()
@@ -405,3 +406,17 @@ class LocalCashMovement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount}"
+
+
+class LocalPinLockout(models.Model):
+    """Failed PIN attempts of one cashier code, shared by every process of the node (sign-in
+    page, ``X-Cashier-Pin`` and supervisor approval): ``stores.till.auth`` locks the code for a
+    while after too many in a row and deletes the row on a success."""
+
+    code = models.CharField(max_length=32, primary_key=True)
+    failures = models.PositiveIntegerField(default=0)
+    last_failure_at = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"PIN failures of {self.code}: {self.failures}"

@@ -19,6 +19,12 @@ class CashierUnauthenticated(ApplicationError):
     default_message = "Sign in with a cashier code and PIN (X-Cashier and X-Cashier-Pin)."
 
 
+class PinLocked(ApplicationError):
+    status = 429
+    code = "pin_locked"
+    default_message = "Too many wrong PINs for this code: wait and try again."
+
+
 class SupervisorRequired(ApplicationError):
     status = 403
     code = "supervisor_required"

@@ -204,25 +204,35 @@ def _product_by_code(code: str) -> LocalProduct | None:
     return LocalProduct.objects.filter(sku=code).first()
 
 
-def _product_by_item(prefix: str, item: str) -> LocalProduct | None:
+def _product_by_item(prefix: str, item: str, *, price: bool = False) -> LocalProduct | None:
     """The product of an in-store item number: registered under this prefix with its value
     zeroed, else under another in-store prefix (one item, a weight and a price label), else
-    the item number as SKU."""
+    the item number as SKU.
+
+    A *price* label (``price``) sets what the customer pays, so it is honoured only for a
+    product the store registered under a price prefix (``TILL_PRICE_PREFIXES``): never by
+    its item number as SKU, nor by a weight-prefix registration, or any 13 digits typed at
+    the till would name their own price."""
+    allowed = (
+        [str(p) for p in settings.TILL_PRICE_PREFIXES] if price else [str(p) for p in range(20, 30)]
+    )
     zeroed = {}
-    for other in [prefix] + [str(p) for p in range(20, 30) if str(p) != prefix]:
+    for other in [prefix] + [p for p in allowed if p != prefix]:
         body = f"{other}{item}00000"
         zeroed[body + str(gs1_check_digit(body))] = other
     rows = LocalBarcode.objects.select_related("product").filter(code__in=list(zeroed))
     found = sorted(rows, key=lambda row: (zeroed[row.code] != prefix, row.code))
     if found:
         return found[0].product
+    if price:
+        return None
     return LocalProduct.objects.filter(sku__in=[item, str(int(item))]).order_by("sku").first()
 
 
 def scan_resolve(code: str, rules: StoreRules) -> Scanned:
     """A barcode or SKU to a product: a registered barcode first, then a SKU, then an in-store
-    EAN-13 with an embedded weight or price (found by the code with its value zeroed, or by
-    its item number as SKU)."""
+    EAN-13 with an embedded weight or price (found by the code with its value zeroed, or, for
+    a weight, by its item number as SKU; see ``_product_by_item``)."""
     code = code.strip()
     if not code:
         raise UnknownCode("Scan a barcode or type a SKU.")
@@ -239,7 +249,7 @@ def scan_resolve(code: str, rules: StoreRules) -> Scanned:
             else None
         )
         if kind is not None:
-            found = _product_by_item(prefix, item)
+            found = _product_by_item(prefix, item, price=kind == "price")
             if found is not None:
                 if kind == "weight":
                     scanned = Scanned(found, code, qty=Decimal(int(value)) / 1000)

@@ -304,13 +304,18 @@ def basket_line_add(
     basket_id: object,
     code: str,
     qty: object = None,
+    supervisor: str | None = None,
+    supervisor_pin: str | None = None,
     now: dt.datetime | None = None,
 ) -> LocalBasket:
     """Add what ``code`` (a barcode, an in-store EAN-13 with weight or price, or a SKU) names.
 
     A weighed product takes its weight from the barcode, from ``qty`` (kg) or from the scale
     (``devices.scales``, when the till has one); a repeated
-    scan of a plain product adds to its line."""
+    scan of a plain product adds to its line. A price label below the list price is a price
+    override: it needs a supervisor when the store puts ``price_override`` behind one.
+    A basket percentage discount was approved for the basket as it was: adding to the
+    basket clears it (approve it again for the larger basket)."""
     now = _now(now)
     rules = store_rules()
     scanned = scan_resolve(str(code or ""), rules)
@@ -346,6 +351,15 @@ def basket_line_add(
             if scanned.label_price != price:
                 line["unit_price"] = rules.text(scanned.label_price)
                 line["price_override_reason"] = EMBEDDED_PRICE
+            if scanned.label_price < price:
+                who = supervisor_approve(
+                    operation="price_override",
+                    cashier=cashier,
+                    rules=rules,
+                    supervisor=supervisor,
+                    supervisor_pin=supervisor_pin,
+                )
+                line["authorised_by"] = who
     elif qty is None or qty == "":
         amount = _weight_from_scale(product) if product.weighed else Decimal(1)
     else:
@@ -380,7 +394,15 @@ def basket_line_add(
             line["line_no"] = basket.next_line_no
             basket.next_line_no += 1
             basket.lines.append(line)
+        _basket_grew(basket)
         return _save(basket, now, rules)
+
+
+def _basket_grew(basket: LocalBasket) -> None:
+    """A percentage basket discount approved for fewer goods would grow with the basket:
+    drop it (an amount off stays what was approved)."""
+    if basket.discount and basket.discount.get("percent") is not None:
+        basket.discount = None
 
 
 def basket_line_change(
@@ -404,9 +426,12 @@ def basket_line_change(
         old = Decimal(line["qty"])
         new = qty_of(qty, weighed=line["weighed"])
         line["qty"] = qty_text(new, weighed=line["weighed"])
-        if Decimal(line["discount"]) and old:
-            # A line discount is for the line as it was: scale it with the quantity.
-            line["discount"] = rules.text(Decimal(line["discount"]) * new / old)
+        if Decimal(line["discount"]) and old and new < old:
+            # A line discount was approved as an amount for the line as it was: fewer units
+            # scale it down; more units keep the amount approved (never more).
+            line["discount"] = rules.text(rules.money(Decimal(line["discount"]) * new / old))
+        if new > old:
+            _basket_grew(basket)
         return _save(basket, now, rules)
 
 
@@ -560,6 +585,36 @@ def _card_authorise(
     return {"reference": result.reference, "offline_authorized": False}
 
 
+def _card_reverse(card: Mapping[str, Any], *, amount: Decimal, rules: StoreRules) -> None:
+    """Undo at the terminal a charge or refund it approved that the till then did not record
+    (the check under the write lock refused). A store-and-forward authorisation never reached
+    the terminal: nothing to undo. A reversal that fails is put on the attention list (the
+    terminal's device state) for the operator to void by hand; it never hides the refusal."""
+    if card.get("offline_authorized") or not card.get("reference"):
+        return
+    terminal = get_terminal()
+    reference = str(card["reference"])
+    try:
+        result = terminal.void(amount=amount, currency=rules.currency, reference=reference)
+        if result.approved:
+            return
+        problem = result.message or "declined"
+    except TerminalOffline as exc:
+        problem = str(exc)
+    device_state_set(
+        device=terminal.device,
+        kind="terminal",
+        state="error",
+        detail=f"void {reference} ({rules.text(amount)} {rules.currency}) at the terminal by "
+        f"hand: the till did not record it and could not reverse it ({problem})",
+    )
+
+
+def _attempt_reference(base: str) -> str:
+    """The terminal's merchant reference of one attempt: a retry is a new transaction."""
+    return f"{base}-{uuid.uuid4().hex[:8]}"
+
+
 def basket_tender_add(
     *,
     cashier: LocalCashier,
@@ -567,15 +622,36 @@ def basket_tender_add(
     method: str,
     amount: object = None,
     reference: str | None = None,
+    supervisor: str | None = None,
+    supervisor_pin: str | None = None,
     now: dt.datetime | None = None,
 ) -> LocalBasket:
     """Take a payment: cash (more than is due gives change), card (through the terminal;
-    offline up to the store's limit) or a voucher. ``amount`` defaults to what is due."""
+    offline up to the store's limit) or a voucher. ``amount`` defaults to what is due.
+
+    The till cannot check a voucher (no voucher register on the node), so a voucher needs
+    its ``reference`` and always a supervisor (there is no store setting for it among
+    ``SUPERVISOR_OPERATIONS``)."""
     now = _now(now)
     rules = store_rules()
     if method not in TENDER_METHODS:
         raise errors.ValidationFailed(
             f"method is one of {', '.join(TENDER_METHODS)}.", code="invalid_tender"
+        )
+    who = ""
+    if method == "voucher":
+        if not (reference or "").strip():
+            raise errors.ValidationFailed(
+                "A voucher needs its reference (the number on the voucher).",
+                code="reference_required",
+            )
+        who = supervisor_approve(
+            operation="voucher",
+            cashier=cashier,
+            rules=rules,
+            supervisor=supervisor,
+            supervisor_pin=supervisor_pin,
+            always=True,
         )
     basket = LocalBasket.objects.filter(pk=_basket_for_update_key(basket_id)).first()
     if basket is None:
@@ -600,6 +676,8 @@ def basket_tender_add(
         "reference": (reference or "").strip()[:120] or None,
         "offline_authorized": False,
     }
+    if who:
+        tender["authorised_by"] = who
     if method == "card":
         offline = sum(
             (Decimal(t["amount"]) for t in basket.tenders if t.get("offline_authorized")), ZERO
@@ -608,20 +686,26 @@ def basket_tender_add(
             _card_authorise(
                 amount=value,
                 rules=rules,
-                reference=str(basket.basket_id),
+                reference=_attempt_reference(str(basket.basket_id)),
                 offline_already=offline,
                 refund=False,
             )
         )
-    with transaction.atomic():
-        basket = _basket_for_update(basket_id)
-        due_now = basket_price(basket, rules).due
-        if due_now != due:
-            raise errors.Conflict(
-                "The basket changed while paying: try again.", code="basket_changed"
-            )
-        basket.tenders.append(tender)
-        return _save(basket, now, rules)
+    try:
+        with transaction.atomic():
+            basket = _basket_for_update(basket_id)
+            due_now = basket_price(basket, rules).due
+            if due_now != due:
+                raise errors.Conflict(
+                    "The basket changed while paying: try again.", code="basket_changed"
+                )
+            basket.tenders.append(tender)
+            return _save(basket, now, rules)
+    except Exception:
+        # The card was charged before the transaction; it did not record the tender.
+        if method == "card":
+            _card_reverse(tender, amount=value, rules=rules)
+        raise
 
 
 def _basket_for_update_key(basket_id: object) -> uuid.UUID:
@@ -699,14 +783,32 @@ def _record_receipt(
     return receipt
 
 
+def _completed_receipt(basket_id: object) -> LocalReceipt | None:
+    """The sale of ``basket_id`` when that basket is already completed, else None."""
+    key = _basket_for_update_key(basket_id)
+    basket = LocalBasket.objects.select_for_update().filter(pk=key).first()
+    if basket is None or basket.status != LocalBasket.Status.COMPLETED:
+        return None
+    receipt = LocalReceipt.objects.filter(basket_id=str(key), type="sale").first()
+    if receipt is None:  # completed, but its receipt was pruned: nothing to answer with
+        raise errors.BasketClosed(f"Basket {key} is completed.")
+    return receipt
+
+
 def basket_complete(
     *, cashier: LocalCashier, basket_id: object, now: dt.datetime | None = None
 ) -> LocalReceipt:
     """Complete a paid basket: the sale's event, its receipt and the basket's state, in one
-    transaction; the receipt prints after it has committed."""
+    transaction; the receipt prints after it has committed.
+
+    Completing a basket that is already completed answers its sale's receipt again (nothing
+    is written or printed): a client whose answer was lost retries safely."""
     now = _now(now)
     rules = store_rules()
     with transaction.atomic():
+        done = _completed_receipt(basket_id)
+        if done is not None:
+            return done
         basket = _basket_for_update(basket_id)
         if not basket.lines:
             raise errors.BasketEmpty()
@@ -889,6 +991,7 @@ def return_create(
     reason: str = "",
     supervisor: str | None = None,
     supervisor_pin: str | None = None,
+    repeat_override: bool = False,
     now: dt.datetime | None = None,
 ) -> LocalReceipt:
     """A return, refunded by ``tenders`` (default: cash for the whole amount).
@@ -898,6 +1001,13 @@ def return_create(
     the node does not hold (another register's, or one it has pruned) cannot be checked
     here: it is taken as a return without receipt (a supervisor must approve, prices are
     today's list prices) and carries ``original_receipt_no`` for head office to reconcile.
+
+    Since the node cannot know what such a receipt sold, it allows one return per SKU per
+    foreign receipt number: once a return of a SKU against that number is recorded here,
+    another one of the same SKU is refused (``already_returned``) unless the supervisor
+    approving it overrides on purpose: ``repeat_override`` with a ``reason`` (head office
+    then sees the reason on the event). The check is repeated under the write lock, so two
+    tills' requests to this node cannot both pass.
     """
     now = _now(now)
     rules = store_rules()
@@ -929,28 +1039,77 @@ def return_create(
             supervisor_pin=supervisor_pin,
             always=bool(receipt_no),
         )
+        if receipt_no:
+            _foreign_repeat_check(receipt_no, rendered, override=repeat_override, reason=reason)
     taxes = TaxTable(rules, [line["tax_code"] for line in rendered])
     priced = price_basket(rendered, rules=rules, taxes=taxes)
     refunds = _refunds(tenders, priced.gross, rules)
     for refund in refunds:
-        if refund["method"] == "card":
-            refund.update(
-                _card_authorise(
-                    amount=Decimal(refund["amount"]),
-                    rules=rules,
-                    reference=receipt_no or "no-receipt",
-                    offline_already=ZERO,
-                    refund=True,
-                )
-            )
-        elif refund["method"] == "voucher" and not refund.get("reference"):
+        if refund["method"] == "voucher" and not refund.get("reference"):
             refund["reference"] = f"VCH-{uuid.uuid4().hex[:12].upper()}"
+    cards: list[dict[str, Any]] = []  # refunds the terminal approved
+    try:
+        for refund in refunds:
+            if refund["method"] == "card":
+                refund.update(
+                    _card_authorise(
+                        amount=Decimal(refund["amount"]),
+                        rules=rules,
+                        reference=_attempt_reference(receipt_no or "no-receipt"),
+                        offline_already=ZERO,
+                        refund=True,
+                    )
+                )
+                cards.append(refund)
+        return _return_record(
+            cashier=cashier,
+            rules=rules,
+            now=now,
+            lines=lines,
+            receipt_no=receipt_no,
+            original=original,
+            priced=priced,
+            refunds=refunds,
+            reason=reason,
+            who=who,
+            repeat_override=repeat_override,
+        )
+    except Exception:
+        # Refunded at the terminal before the transaction, and not recorded: reverse them.
+        for card in cards:
+            _card_reverse(card, amount=Decimal(card["amount"]), rules=rules)
+        raise
+
+
+def _return_record(
+    *,
+    cashier: LocalCashier,
+    rules: StoreRules,
+    now: dt.datetime,
+    lines: Sequence[Mapping[str, Any]],
+    receipt_no: str,
+    original: LocalReceipt | None,
+    priced: PricedBasket,
+    refunds: list[dict[str, Any]],
+    reason: str,
+    who: str,
+    repeat_override: bool,
+) -> LocalReceipt:
+    """The return's transaction: checked again under the write lock, then recorded."""
     with transaction.atomic():
         session = _open_session()
+        # checked again under the write lock: two returns of one receipt cannot both pass
         if original is not None:
             original = LocalReceipt.objects.select_for_update().get(pk=original.pk)
-            # checked again under the write lock: two returns of one receipt cannot both pass
             _return_lines_from_receipt(original, lines, rules)
+        elif receipt_no:
+            NodeState.objects.select_for_update().filter(pk=1).first()
+            _foreign_repeat_check(
+                receipt_no,
+                [p.line for p in priced.lines],
+                override=repeat_override,
+                reason=reason,
+            )
         payload: dict[str, Any] = {
             "basket_id": str(uuid.uuid4()),
             "cashier": cashier.code,
@@ -991,6 +1150,30 @@ def return_create(
             original.returned = returned
             original.save(update_fields=["returned"])
         return receipt
+
+
+def _foreign_repeat_check(
+    receipt_no: str, lines: Sequence[Mapping[str, Any]], *, override: bool, reason: str
+) -> None:
+    """Refuse a return of a SKU already returned here against the foreign ``receipt_no``,
+    unless overridden on purpose (``override`` and a reason); see ``return_create``."""
+    wanted = {line["sku"] for line in lines}
+    done: set[str] = set()
+    for data in LocalReceipt.objects.filter(
+        type="return", original_receipt_no=receipt_no
+    ).values_list("data", flat=True):
+        done.update(line["sku"] for line in data["lines"])
+    again = sorted(wanted & done)
+    if not again:
+        return
+    if override and reason.strip():
+        return
+    raise errors.ReturnRefused(
+        f"{', '.join(again)} was already returned against receipt {receipt_no}, which this "
+        "till cannot check: a supervisor may override with repeat_override and a reason.",
+        code="already_returned",
+        details={"receipt_no": receipt_no, "skus": again},
+    )
 
 
 def _refunds(

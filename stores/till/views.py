@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods
 from stores.till import selectors, services
 from stores.till.api.authentication import SESSION_KEY
 from stores.till.auth import cashier_authenticate, cashier_current
-from stores.till.errors import CashierUnauthenticated
+from stores.till.errors import CashierUnauthenticated, PinLocked
 
 
 def _context(request: HttpRequest, **extra: object) -> dict[str, object]:
@@ -40,9 +40,12 @@ def signin(request: HttpRequest) -> HttpResponse:
         cashier = cashier_authenticate(
             code=request.POST.get("code", ""), pin=request.POST.get("pin", "")
         )
-    except CashierUnauthenticated as exc:
+    except (CashierUnauthenticated, PinLocked) as exc:
         context = _context(request, error=exc.message, code=request.POST.get("code", ""))
-        return render(request, "till/signin.html", context, status=401)
+        response = render(request, "till/signin.html", context, status=exc.status)
+        for name, value in exc.headers.items():
+            response[name] = value
+        return response
     request.session.cycle_key()
     request.session[SESSION_KEY] = cashier.code
     return redirect("till:page")

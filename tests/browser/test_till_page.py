@@ -192,3 +192,32 @@ def test_a_printer_out_of_paper_is_prompted_and_the_sale_completes(
     page.wait_for_selector("#st-attention li[data-kind=printer_down]")
     assert "printer-1: paper_out" in page.locator("#st-devices").text_content()
     assert len(sale_events()) == 1
+
+
+def test_paying_buttons_wait_for_the_answer_in_flight(
+    live_server: Any, page: Any, node: None
+) -> None:
+    """A second tap while a card payment is in flight sends nothing: the tender and complete
+    buttons are disabled until the till answers."""
+    held: list[Any] = []
+    page.route("**/tenders", lambda route: held.append(route))
+    sign_in_and_open(page, live_server.url)
+    scan(page, "WINE")
+
+    page.click("button.tender[data-method=card]")
+    page.wait_for_function("document.querySelector('#complete').disabled")
+    page.wait_for_function("document.querySelector('button.tender[data-method=card]').disabled")
+    page.locator("button.tender[data-method=card]").dispatch_event("click")  # ignored
+    page.locator("#complete").dispatch_event("click")  # ignored
+    assert page.locator("button.tender[data-method=cash]").is_disabled()
+    page.wait_for_timeout(200)
+    assert len(held) == 1
+    held[0].continue_()
+    page.wait_for_function("document.querySelector('#due').textContent === '0.00'")
+    page.wait_for_function("!document.querySelector('#complete').disabled")
+    assert len(held) == 1
+    page.unroute("**/tenders")
+    page.click("#complete")
+    page.wait_for_selector("#receipt:not([hidden])")
+    [event] = sale_events()
+    assert [t["method"] for t in event["data"]["tenders"]] == ["card"]

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import IntegrityError
 
 from devices.state import device_state_get
 from devices.terminals import SimulatedTerminal, set_terminal
@@ -18,6 +19,7 @@ from stores.local import (
     LocalProduct,
     LocalReceipt,
     LocalStoreConfig,
+    NodeState,
     OutboxEvent,
 )
 from stores.till import errors, services
@@ -217,6 +219,8 @@ def test_a_weight_embedded_barcode_gives_the_weight_in_kg(till: Till) -> None:
 
 def test_a_price_embedded_barcode_of_a_weighed_item_charges_exactly_the_label(till: Till) -> None:
     open_session(till)
+    apples = LocalProduct.objects.get(sku="APPLES")
+    apples.barcodes.create(code=ean13("250004200000"))  # the store's price labels of apples
     labelled = ean13("250004200500")  # apples, label 5.00
     sell(till, labelled)
     line = events("sale")[0]["data"]["lines"][0]
@@ -225,9 +229,12 @@ def test_a_price_embedded_barcode_of_a_weighed_item_charges_exactly_the_label(ti
     assert Decimal(line["qty"]) * Decimal(line["unit_price"]) - Decimal(line["discount"]) >= 0
 
 
-def test_price_embedded_unit_item_with_sku_item_number(till: Till) -> None:
+def test_price_embedded_unit_item_registered_under_a_price_prefix(till: Till) -> None:
     open_session(till)
-    LocalProduct.objects.create(sku="777", name="Deli tray", unit="each", tax_code="RED", version=1)
+    tray = LocalProduct.objects.create(
+        sku="777", name="Deli tray", unit="each", tax_code="RED", version=1
+    )
+    tray.barcodes.create(code=ean13("260077700000"))  # registered with its price zeroed
     LocalPrice.objects.create(
         key="777@2026-01-01",
         sku="777",
@@ -544,6 +551,8 @@ def test_a_voucher_pays_without_change(till: Till) -> None:
         method="voucher",
         amount="5.00",
         reference="GIFT-1",
+        supervisor=SUPERVISOR,
+        supervisor_pin=SUPERVISOR_PIN,
     )
     assert basket_view(b)["due"] == "1.99"
 
@@ -567,17 +576,44 @@ def test_complete_writes_receipt_and_event_together_and_prints_after(
     assert "TOTAL EUR" in receipt.receipt_text
 
 
-def test_a_failing_outbox_rolls_back_the_whole_sale(till: Till, monkeypatch) -> None:
+@pytest.mark.parametrize("failing", ["outbox_append", "basket_save_after_the_outbox"])
+def test_a_failing_outbox_rolls_back_the_whole_sale(
+    till: Till, monkeypatch, django_capture_on_commit_callbacks, failing: str
+) -> None:
     open_session(till)
     basket = _basket_with(till, "WINE")
     services.basket_tender_add(cashier=till.cashier, basket_id=basket.basket_id, method="cash")
+    seq_before = NodeState.objects.get().next_seq
+    appended: list[int] = []
 
-    def broken(**kwargs: Any) -> None:
-        raise RuntimeError("disk full")
+    if failing == "outbox_append":
 
-    monkeypatch.setattr(services, "outbox_append", broken)
-    with pytest.raises(RuntimeError):
+        def broken(**kwargs: Any) -> None:
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(services, "outbox_append", broken)
+    else:
+        # the outbox append succeeds; the basket's own write after it (the last one) fails
+        real_append, real_save = services.outbox_append, LocalBasket.save
+
+        def append(**kwargs: Any) -> OutboxEvent:
+            event = real_append(**kwargs)
+            appended.append(event.seq)
+            return event
+
+        def save(self: LocalBasket, *args: Any, **kwargs: Any) -> None:
+            if "status" in (kwargs.get("update_fields") or ()):
+                assert appended, "the failing write must come after the outbox append"
+                raise RuntimeError("disk full")
+            real_save(self, *args, **kwargs)
+
+        monkeypatch.setattr(services, "outbox_append", append)
+        monkeypatch.setattr(LocalBasket, "save", save)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
         services.basket_complete(cashier=till.cashier, basket_id=basket.basket_id)
+    assert appended == ([] if failing == "outbox_append" else [seq_before])
+    assert not OutboxEvent.objects.filter(type="sale").exists()
+    assert NodeState.objects.get().next_seq == seq_before
     assert LocalReceipt.objects.count() == 0
     assert LocalBasket.objects.get().status == "open"
     assert till.printer.printed == []
@@ -821,10 +857,34 @@ def test_without_store_configuration_the_till_is_not_ready(till: Till) -> None:
         services.session_open(cashier=till.cashier, opening_float="0")
 
 
-def test_seqs_stay_gap_free_across_refused_operations(till: Till) -> None:
+def test_seqs_stay_gap_free_across_refused_operations(till: Till, monkeypatch) -> None:
     open_session(till)
-    sell(till, "WINE")
+    sale = sell(till, "WINE")
+    # refused before the transaction
     with pytest.raises(errors.SupervisorRequired):
         services.cash_movement_create(cashier=till.cashier, kind="pay_out", amount="1", reason="x")
+    # refused inside the write transaction, under the lock
+    with pytest.raises(errors.BasketNotPaid):
+        services.basket_complete(cashier=till.cashier, basket_id=_basket_with(till, "WINE").pk)
+    # refused inside the transaction after its event took seq 3: the write after the outbox
+    # append (the return's receipt) collides, and the seq is given back with everything else
+    real_append = services.outbox_append
+    taken: list[int] = []
+
+    def append_then_collide(**kwargs: Any) -> OutboxEvent:
+        event = real_append(**kwargs)
+        taken.append(event.seq)
+        LocalReceipt.objects.filter(pk=sale.pk).update(receipt_no=event.receipt_no)
+        return event
+
+    monkeypatch.setattr(services, "outbox_append", append_then_collide)
+    with pytest.raises(IntegrityError):
+        services.return_create(
+            cashier=till.cashier, receipt_no=sale.receipt_no, lines=[{"original_line_no": 1}]
+        )
+    monkeypatch.setattr(services, "outbox_append", real_append)
+    assert taken == [3]
+    assert LocalReceipt.objects.get(pk=sale.pk).receipt_no == sale.receipt_no  # rolled back
+    assert LocalReceipt.objects.get(pk=sale.pk).returned == {}
     sell(till, MILK_EAN)
     assert [e["seq"] for e in events()] == [1, 2, 3]

@@ -198,25 +198,46 @@
     if (document.activeElement !== $("qty")) focusScan();
   });
 
+  // While a tender or complete request is in flight its buttons stay disabled: a second tap
+  // must not charge a card twice or race the completion.
+  let paying = false;
+  function setPaying(on) {
+    paying = on;
+    document.querySelectorAll("button.tender, #complete").forEach((b) => { b.disabled = on; });
+  }
+
   document.querySelectorAll("button.tender").forEach((button) => {
     button.addEventListener("click", async () => {
+      if (paying) return;
       if (!basket || basket.status !== "open") { say("Scan something first.", "error"); return; }
       const data = { method: button.dataset.method };
       const amount = $("tender-amount").value.trim();
       if (amount) data.amount = amount;
+      if (data.method === "voucher") {
+        data.reference = $("voucher-reference").value.trim();
+        const supervisor = $("voucher-supervisor").value.trim();
+        if (supervisor) { data.supervisor = supervisor; data.supervisor_pin = $("voucher-supervisor-pin").value; }
+      }
+      setPaying(true);
       try {
         renderBasket(await call("POST", `baskets/${basket.basket_id}/tenders`, data));
         $("tender-amount").value = "";
+        if (data.method === "voucher") {
+          ["voucher-reference", "voucher-supervisor", "voucher-supervisor-pin"].forEach((id) => { $(id).value = ""; });
+        }
         const last = basket.tenders[basket.tenders.length - 1];
         say(`${last.method} ${last.amount}` + (last.offline_authorized ? " (offline, store and forward)" : "")
             + (Number(basket.change) > 0 ? ` · change ${basket.change}` : ""), "ok");
       } catch (e) { say(e.message, "error"); }
+      finally { setPaying(false); }
       focusScan();
     });
   });
 
   $("complete").addEventListener("click", async () => {
+    if (paying) return;
     if (!basket) { say("Nothing to complete.", "error"); return; }
+    setPaying(true);
     try {
       const done = await call("POST", `baskets/${basket.basket_id}/complete`);
       const change = basket.change;
@@ -228,6 +249,7 @@
       say(`Sale ${done.receipt_no} complete` + (Number(change) > 0 ? ` · change ${change}` : ""), "ok");
       refreshStatus();
     } catch (e) { say(e.message, "error"); }
+    finally { setPaying(false); }
     focusScan();
   });
 

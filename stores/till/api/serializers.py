@@ -43,7 +43,7 @@ class SessionCloseIn(StrictSerializer):
     counted_cash = DecimalText()
 
 
-class LineAddIn(StrictSerializer):
+class LineAddIn(SupervisorFields):
     code = serializers.CharField(
         max_length=64,
         help_text="A barcode (EAN-13/8, UPC-A, an "
@@ -72,7 +72,7 @@ class BasketDiscountIn(SupervisorFields):
     reason = serializers.CharField(max_length=200)
 
 
-class TenderIn(StrictSerializer):
+class TenderIn(SupervisorFields):
     method = serializers.ChoiceField(choices=["cash", "card", "voucher"])
     amount = DecimalText(required=False, help_text="Defaults to what is due.")
     reference = serializers.CharField(required=False, allow_blank=True, max_length=120)
@@ -104,6 +104,11 @@ class ReturnIn(SupervisorFields):
     lines = ReturnLineIn(many=True, allow_empty=False, max_length=1000)
     tenders = RefundIn(many=True, required=False, max_length=50)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    repeat_override = serializers.BooleanField(
+        required=False,
+        help_text="A supervisor returns a SKU again against a receipt this till does not hold "
+        "(needs a reason).",
+    )
 
 
 class CashMovementIn(SupervisorFields):

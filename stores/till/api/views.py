@@ -30,6 +30,7 @@ ERRORS = {
     400: OpenApiResponse(description="validation_failed, unknown_field, invalid_qty, …"),
     401: OpenApiResponse(description="unauthenticated: no or a wrong cashier code / PIN"),
     403: OpenApiResponse(description="supervisor_required / supervisor_refused"),
+    429: OpenApiResponse(description="pin_locked: too many wrong PINs for a code; Retry-After"),
     404: OpenApiResponse(description="basket_not_found, unknown_code, receipt_not_found, …"),
     409: OpenApiResponse(description="no_open_session, basket_closed, basket_not_paid, …"),
 }
@@ -38,7 +39,9 @@ ERRORS = {
 class TillView(APIView):
     authentication_classes = [CashierHeaderAuthentication, CashierSessionAuthentication]
     permission_classes = [IsCashier]
-    throttle_classes: list[Any] = []  # a local API: the till must never be told "later"
+    # A local API: the till must never be told "later". Guessing PINs is limited per cashier
+    # code instead (``stores.till.auth``: pin_locked).
+    throttle_classes: list[Any] = []
 
     @property
     def cashier(self) -> LocalCashier:
@@ -128,9 +131,7 @@ class BasketLinesView(TillView):
     )
     def post(self, request: Request, basket_id: str) -> Response:
         data = self.body(s.LineAddIn)
-        basket = services.basket_line_add(
-            cashier=self.cashier, basket_id=basket_id, code=data["code"], qty=data.get("qty")
-        )
+        basket = services.basket_line_add(cashier=self.cashier, basket_id=basket_id, **data)
         return _basket(basket, 201)
 
 
