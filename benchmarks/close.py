@@ -95,7 +95,7 @@ SALE_COLUMNS = (
 )
 LINE_COLUMNS = (
     "sale_id, line_no, sku, qty, unit_price, discount, tax_code, line_total, "
-    "price_override_reason, original_line_no, store_id, business_date"
+    "price_override_reason, original_line_no, store_id, business_date, tax, net"
 )
 TENDER_COLUMNS = (
     "sale_id, position, method, amount, change, reference, offline_authorized, store_id, "
@@ -165,10 +165,12 @@ def seed(pg: str, n_days: int, n_sales: int, n_lines: int) -> tuple[int, int]:
                         qty = 1 + rng.randrange(3)
                         total = qty * prices[p]
                         gross += total
-                        tax += _tax(total, int(rate))
+                        line_tax = _tax(total, int(rate))
+                        tax += line_tax
                         lines.write_row(
                             (eid, line_no, sku, qty, price_dec[p], zero, codes[p],
-                             Decimal(total) / 100, "", None, sid, day)
+                             Decimal(total) / 100, "", None, sid, day,
+                             Decimal(line_tax) / 100, Decimal(total - line_tax) / 100)
                         )  # fmt: skip
                         moves.write_row(
                             (location, pid, -qty, "sale", "", code, day, eid, line_no, now)

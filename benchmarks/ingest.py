@@ -216,6 +216,14 @@ def copy_reference(pg: str, streams: list[list[list[dict]]]) -> tuple[float, int
         products = dict(conn.execute("SELECT sku, id FROM inventory_product").fetchall())
         conn.commit()
         now = dt.datetime.now(dt.UTC)
+        # Each line's tax and net (STD, 19 % inclusive), as ingestion stores them: computed
+        # before the clock starts, since COPY only writes what it is given.
+        line_tax: dict[tuple[str, int], tuple[Decimal, Decimal]] = {}
+        for e in (e for stream in streams for b in stream for e in b):
+            for ln in e["data"]["lines"]:
+                total = Decimal(ln["line_total"])
+                tax = (total * 19 / Decimal(119)).quantize(CENT, rounding=ROUND_HALF_UP)
+                line_tax[(e["event_id"], ln["line_no"])] = (tax, total - tax)
         rows = sales = 0
         started = time.perf_counter()
         for batch in (b for stream in streams for b in stream):
@@ -247,14 +255,15 @@ def copy_reference(pg: str, streams: list[list[list[dict]]]) -> tuple[float, int
                 with cur.copy(
                     "COPY stores_saleline (sale_id, line_no, sku, qty, unit_price, discount, "
                     "tax_code, line_total, price_override_reason, original_line_no, store_id, "
-                    "business_date) FROM STDIN"
+                    "business_date, tax, net) FROM STDIN"
                 ) as cp:
                     for e in batch:
                         for ln in e["data"]["lines"]:
                             cp.write_row((e["event_id"], ln["line_no"], ln["sku"], ln["qty"],
                                           ln["unit_price"], ln["discount"], ln["tax_code"],
                                           ln["line_total"], "", None, store_id,
-                                          e["business_date"]))  # fmt: skip
+                                          e["business_date"],
+                                          *line_tax[(e["event_id"], ln["line_no"])]))  # fmt: skip
                             rows += 1
                 with cur.copy(
                     "COPY stores_tender (sale_id, position, method, amount, change, reference, "

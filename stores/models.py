@@ -345,6 +345,11 @@ class SaleLine(models.Model):
     discount = models.DecimalField(**MONEY)
     tax_code = models.CharField(max_length=16)
     line_total = models.DecimalField(**MONEY)
+    # The line's tax and net amount as ingestion computed and checked them, at the rate in
+    # force then (null: a tax code head office did not know): the books post these, so a rate
+    # changed between the sale and its posting cannot change what was charged.
+    tax = models.DecimalField(**MONEY, null=True, blank=True)
+    net = models.DecimalField(**MONEY, null=True, blank=True)
     price_override_reason = models.CharField(max_length=200, blank=True)
     original_line_no = models.PositiveIntegerField(null=True, blank=True)
     # Store and date are kept on the line so day reports aggregate without a join.

@@ -26,6 +26,8 @@ class LineRow:
     line_total: Decimal
     price_override_reason: str
     original_line_no: int | None
+    tax: Decimal | None = None  # as checked at ingestion (None: an unknown tax code)
+    net: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ _LINE_COLUMNS = (
     ("unit_price", "numeric"), ("discount", "numeric"), ("tax_code", "text"),
     ("line_total", "numeric"), ("price_override_reason", "text"),
     ("original_line_no", "integer"), ("store_id", "bigint"), ("business_date", "date"),
+    ("tax", "numeric"), ("net", "numeric"),
 )  # fmt: skip
 _TENDER_COLUMNS = (
     ("sale_id", "uuid"), ("position", "integer"), ("method", "text"), ("amount", "numeric"),
@@ -102,7 +105,7 @@ def sales_record(*, sales: Sequence[SaleRow], received_at: dt.datetime) -> None:
             (
                 s.event_id, ln.line_no, ln.sku, ln.qty, ln.unit_price, ln.discount, ln.tax_code,
                 ln.line_total, ln.price_override_reason, ln.original_line_no, s.store_id,
-                s.business_date,
+                s.business_date, ln.tax, ln.net,
             )
             for s in sales
             for ln in s.lines

@@ -42,11 +42,13 @@ def pg_aggregate(cut: dict[int, dt.date], minors: dict[int, int], highs: Highs, 
                sum(x.tax), count(*)
         FROM (
           SELECT l.store_id, l.business_date, l.tax_code, s.type, l.line_total,
-                 CASE WHEN t.id IS NULL THEN 0
+                 -- the tax and net ingestion checked; computed at today's rate only for
+                 -- lines that carry none (a tax code head office did not know then)
+                 COALESCE(l.tax, CASE WHEN t.id IS NULL THEN 0
                       WHEN t.inclusive THEN round(l.line_total * t.rate / (100 + t.rate), c.minor)
-                      ELSE round(l.line_total * t.rate / 100, c.minor) END AS tax,
-                 CASE WHEN t.inclusive THEN
-                      round(l.line_total * t.rate / (100 + t.rate), c.minor) ELSE 0 END AS tax_in
+                      ELSE round(l.line_total * t.rate / 100, c.minor) END) AS tax,
+                 COALESCE(l.line_total - l.net, CASE WHEN t.inclusive THEN
+                      round(l.line_total * t.rate / (100 + t.rate), c.minor) ELSE 0 END) AS tax_in
           FROM stores_saleline l
           JOIN {_CUT} ON c.store_id = l.store_id AND l.business_date <= c.cutoff
           JOIN stores_sale s ON s.event_id = l.sale_id
@@ -175,16 +177,19 @@ def py_aggregate(cut: dict[int, dt.date], minors: dict[int, int], highs: Highs, 
     types = {}
     sales: dict[tuple, list] = defaultdict(lambda: [ZERO, ZERO, 0])
     lines = SaleLine.objects.filter(id__lte=highs.line, store_id__in=list(cut)).values_list(
-        "id", "store_id", "business_date", "tax_code", "line_total", "sale_id"
+        "id", "store_id", "business_date", "tax_code", "line_total", "sale_id", "tax", "net"
     )
     lines = [row for row in lines if new(row[0], row[1], row[2], 0, highs.line)]
     for first in range(0, len(lines), 500):
         wanted = [row[5] for row in lines[first : first + 500]]
         types.update(Sale.objects.filter(pk__in=wanted).values_list("pk", "type"))
-    for _, sid, day, code, total, sale_id in lines:
+    for _, sid, day, code, total, sale_id, stored_tax, stored_net in lines:
         q = quanta[sid]
         tax = tax_in = ZERO
-        if code in rates:
+        if stored_tax is not None and stored_net is not None:
+            # what ingestion checked, at the rate in force then
+            tax, tax_in = stored_tax, total - stored_net
+        elif code in rates:
             rate, inclusive = rates[code]
             raw = total * rate / (100 + rate) if inclusive else total * rate / 100
             tax = raw.quantize(q, rounding=ROUND_HALF_UP)

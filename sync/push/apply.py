@@ -194,20 +194,28 @@ class Applier:
 
     def _sale(self, envelope: schema.Envelope, data: schema.SaleData, register_id: int) -> None:
         is_return = envelope.type == "return"
-        lines = [
-            LineRow(
-                line_no=line.line_no,
-                sku=line.sku,
-                qty=Decimal(line.qty),
-                unit_price=Decimal(line.unit_price),
-                discount=Decimal(line.discount),
-                tax_code=line.tax_code,
-                line_total=Decimal(line.line_total),
-                price_override_reason=line.price_override_reason or "",
-                original_line_no=line.original_line_no,
+        lines = []
+        for line in data.lines:
+            total = Decimal(line.line_total)
+            tax = line_tax(self.catalogue, line.tax_code, total)
+            net = None
+            if tax is not None:
+                net = total - tax if self.catalogue.tax_rates[line.tax_code][1] else total
+            lines.append(
+                LineRow(
+                    line_no=line.line_no,
+                    sku=line.sku,
+                    qty=Decimal(line.qty),
+                    unit_price=Decimal(line.unit_price),
+                    discount=Decimal(line.discount),
+                    tax_code=line.tax_code,
+                    line_total=total,
+                    price_override_reason=line.price_override_reason or "",
+                    original_line_no=line.original_line_no,
+                    tax=tax,
+                    net=net,
+                )
             )
-            for line in data.lines
-        ]
         tenders = [
             TenderRow(
                 method=t.method,
@@ -369,7 +377,7 @@ class Applier:
                              "list_price": None if listed is None else str(listed)},
                     **common,
                 )  # fmt: skip
-            tax = line_tax(self.catalogue, line.tax_code, line.line_total)
+            tax = line.tax
             if tax is None:
                 tax_known = False
                 continue

@@ -63,6 +63,25 @@ def test_a_store_day_becomes_one_balanced_entry(shop) -> None:
     assert entry_for_stock_move(move_id=move.pk) == entry
 
 
+def test_a_tax_rate_changed_before_posting_does_not_change_the_tax_charged(shop) -> None:
+    # given: 10 × A (1.99, STD 19 % inclusive) ingested: tax 3.18 on 19.90
+    from inventory.models import TaxRate
+    from stores.models import SaleLine
+
+    _store, key = shop()
+    push(key, [Till().sale([("A", "10", "1.99")])])
+    assert SaleLine.objects.get().tax == Decimal("3.18")
+
+    # when: the rate is changed to 16 % before the day is posted
+    TaxRate.objects.filter(code="STD").update(rate=Decimal("16"))
+    store_days_post(now=LATER)
+
+    # then: the books carry the tax the sale was charged and checked with
+    amounts = _by_role(JournalEntry.objects.get())
+    assert amounts["output_tax:STD"] == Decimal("-3.18")
+    assert amounts["revenue:STD"] == -(Decimal("19.90") - Decimal("3.18"))
+
+
 def test_posting_twice_posts_nothing_the_second_time(shop) -> None:
     _store, key = shop()
     till = Till()
