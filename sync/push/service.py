@@ -181,10 +181,16 @@ def _process(
             if stored or not valid
             else []
         )
+        # The batch's own (register, seq) pairs, each one probe of the unique index. The form
+        # "register_id = ANY(…) AND seq = ANY(…)" let the planner, misled by statistics taken
+        # when the table was small, read every event of the register and filter: a batch's
+        # cost grew with the register's history (199 → 455 ms over 100,000 sales).
+        pairs = sorted({(registers[e.envelope.register].pk, e.envelope.seq) for e in valid})
         taken_rows = select_rows(
-            "SELECT register_id, seq, event_id FROM sync_event "
-            "WHERE register_id = ANY(%b) AND seq = ANY(%b)",
-            [register_ids, seqs],
+            "SELECT e.register_id, e.seq, e.event_id "
+            "FROM unnest(%b::bigint[], %b::bigint[]) AS k(register_id, seq) "
+            "JOIN sync_event e ON e.register_id = k.register_id AND e.seq = k.seq",
+            [[r for r, _ in pairs], [n for _, n in pairs]],
         )
     else:
         stored = dict(
