@@ -9,6 +9,9 @@ are frozen out of the collector's view, and the youngest generation is collected
 Measured in-process on 60 push batches of 500 sales: time in the collector 2.7 s → 0.01 s,
 p90 batch 441–495 ms → 272–286 ms.
 
+The URL configuration is imported at start-up too, so a worker's first request is not slower
+than the others.
+
 ``WSGI_GC_GEN0`` sets the youngest generation's threshold (0 leaves the collector as CPython
 sets it, without freezing).
 """
@@ -17,10 +20,16 @@ import gc
 import os
 
 from django.core.wsgi import get_wsgi_application
+from django.urls import get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "erp.settings")
 
 application = get_wsgi_application()
+
+# Import the URL configuration, and with it every view, serializer and schema module, now rather
+# than on each worker's first request (which otherwise pays for it, and shows as a latency
+# spike after every start and every worker recycled by max_requests).
+get_resolver().url_patterns  # noqa: B018
 
 
 def _gc_gen0() -> int:
