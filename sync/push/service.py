@@ -164,7 +164,6 @@ def _process(
     states = _lock_register_states(store=store, register_ids=register_ids)
 
     ids = [e.envelope.event_id for e in valid]
-    seqs = sorted({e.envelope.seq for e in valid})
     if connection.vendor == "postgresql":
         # Binary array parameters: one round trip per lookup, whatever the batch size.
         stored = dict(
@@ -201,6 +200,7 @@ def _process(
                 "event_id", "content_hash", "reason"
             )
         )
+        seqs = sorted({e.envelope.seq for e in valid})
         taken_rows = list(
             Event.objects.filter(register_id__in=register_ids, seq__in=seqs).values_list(
                 "register_id", "seq", "event_id"
