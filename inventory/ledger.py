@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -59,8 +59,13 @@ def stock_moves_record(
 ) -> dict[tuple[int, int], Decimal]:
     """Append ``moves`` and apply them to stock levels. Returns the new level of every
     (location, product) touched."""
-    if not moves:
-        return {}
+    stock_moves_append(moves=moves, now=now)
+    return stock_levels_apply(deltas=level_deltas(moves), now=now)
+
+
+def stock_moves_append(*, moves: Sequence[Move], now: dt.datetime) -> None:
+    """Append ``moves`` to the ledger without touching levels: the caller applies their
+    :func:`level_deltas` with :func:`stock_levels_apply` in the same transaction."""
     insert_rows(
         "inventory_stockmove",
         _MOVE_COLUMNS,
@@ -80,10 +85,28 @@ def stock_moves_record(
             for m in moves
         ],
     )
+
+
+def level_deltas(moves: Iterable[Move]) -> dict[tuple[int, int], Decimal]:
+    """The change of each (location, product) level that ``moves`` make."""
     totals: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
     for move in moves:
         totals[(move.location_id, move.product_id)] += move.qty_delta
-    rows = [(loc, prod, qty, now) for (loc, prod), qty in sorted(totals.items())]
+    return totals
+
+
+def stock_levels_apply(
+    *, deltas: Mapping[tuple[int, int], Decimal], now: dt.datetime
+) -> dict[tuple[int, int], Decimal]:
+    """Add ``deltas`` to stock levels in one statement, rows in (location, product) order.
+    Returns the new level of every (location, product) touched.
+
+    The row locks it takes are held until commit and every other writer of the same SKUs
+    waits for them, so ingestion calls it last in its transaction.
+    """
+    if not deltas:
+        return {}
+    rows = [(loc, prod, qty, now) for (loc, prod), qty in sorted(deltas.items())]
     returned = insert_rows(
         "inventory_stocklevel",
         _LEVEL_COLUMNS,

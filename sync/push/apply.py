@@ -17,7 +17,14 @@ from typing import Any
 from django.db import connection
 
 from erp.bulk import select_rows
-from inventory.ledger import CountedLine, Move, stock_count_record, stock_moves_record
+from inventory.ledger import (
+    CountedLine,
+    Move,
+    level_deltas,
+    stock_count_record,
+    stock_levels_apply,
+    stock_moves_append,
+)
 from inventory.models import Price, Product, TaxRate
 from stores.models import Store
 from stores.records import (
@@ -113,6 +120,9 @@ class Applier:
         self._moves: list[Move] = []
         self._cash: list[CashMovementRow] = []
         self._devices: list[DeviceReportRow] = []
+        # Stock level changes not applied yet, and the last move of each (for messages).
+        self._deltas: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
+        self._last_move: dict[tuple[int, int], Move] = {}
         self.applied_sales: list[uuid.UUID] = []
 
     # --- entry point ---------------------------------------------------------------------
@@ -183,12 +193,29 @@ class Applier:
             )
 
     def flush(self) -> None:
+        """Write everything collected so far, stock levels included."""
+        self.flush_rows()
+        self.levels_apply()
+
+    def flush_rows(self) -> None:
+        """Write the rows collected so far; their stock level changes wait for
+        :meth:`levels_apply`, which must run before the transaction ends."""
         sales_record(sales=self._sales, received_at=self.now)
         cash_movements_record(movements=self._cash)
         device_reports_record(reports=self._devices)
-        levels = stock_moves_record(moves=self._moves, now=self.now)
-        self._check_negative(levels, self._moves)
+        stock_moves_append(moves=self._moves, now=self.now)
+        for key, delta in level_deltas(self._moves).items():
+            self._deltas[key] += delta
+        self._last_move.update({(m.location_id, m.product_id): m for m in self._moves})
         self._sales, self._moves, self._cash, self._devices = [], [], [], []
+
+    def levels_apply(self) -> None:
+        """Apply the flushed moves to stock levels, and raise ``negative_stock`` where a level
+        went below zero. Its row locks make every other batch that sells one of these SKUs
+        wait until this transaction ends, so ingestion calls it as late as it can."""
+        levels = stock_levels_apply(deltas=self._deltas, now=self.now)
+        self._check_negative(levels, self._last_move)
+        self._deltas, self._last_move = defaultdict(Decimal), {}
 
     # --- by type ---------------------------------------------------------------------------
 
@@ -410,8 +437,9 @@ class Applier:
                 **common,
             )  # fmt: skip
 
-    def _check_negative(self, levels: dict[tuple[int, int], Decimal], moves: list[Move]) -> None:
-        last: dict[tuple[int, int], Move] = {(m.location_id, m.product_id): m for m in moves}
+    def _check_negative(
+        self, levels: dict[tuple[int, int], Decimal], last: dict[tuple[int, int], Move]
+    ) -> None:
         skus = {p.id: p.sku for p in self.catalogue.products.values()}
         for (location_id, product_id), qty in levels.items():
             if qty < 0:

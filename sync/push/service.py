@@ -26,7 +26,7 @@ from stores.models import NodeKey, Register, Sale, Store
 from sync.exception_queue import Problem, Type, exceptions_raise, exceptions_resolve_automatically
 from sync.models import Batch, Event, EventConflict
 from sync.push.apply import Applier, Catalogue
-from sync.push.parse import Incoming, parse_batch
+from sync.push.parse import Incoming, ParsedBatch, parse_batch
 from sync.selectors import gap_ranges, high_water_from, iso_utc
 
 
@@ -84,6 +84,7 @@ def batch_ingest(*, store_id: int, node_key: NodeKey | None, body: bytes) -> Pus
         )
     for attempt in range(1, _ATTEMPTS + 1):
         try:
+            owns_transaction = not connection.in_atomic_block
             with transaction.atomic():
                 if connection.vendor == "postgresql":
                     with connection.cursor() as cursor:
@@ -91,19 +92,13 @@ def batch_ingest(*, store_id: int, node_key: NodeKey | None, body: bytes) -> Pus
                             "SET LOCAL lock_timeout = %s",
                             [f"{settings.SYNC_LOCK_TIMEOUT_SECONDS}s"],
                         )
-                result = _process(
-                    node_key=node_key, store=store, registers=registers, parsed=parsed
+                return _process(
+                    node_key=node_key,
+                    store=store,
+                    registers=registers,
+                    parsed=parsed,
+                    owns_transaction=owns_transaction,
                 )
-                _release_on_commit(result)
-                if not result.replayed:
-                    from books.posting import store_days_post_on_commit
-
-                    store_days_post_on_commit(
-                        store=store,
-                        business_dates={e.envelope.business_date for e in parsed.events
-                                        if e.valid and e.envelope is not None},
-                    )  # fmt: skip
-                return result
         except IntegrityError:
             # A concurrent batch committed one of these events (or seqs) between our reads and
             # our writes, outside the registers we locked (one event id under two registers).
@@ -124,7 +119,12 @@ def batch_ingest(*, store_id: int, node_key: NodeKey | None, body: bytes) -> Pus
 
 
 def _process(
-    *, node_key: NodeKey, store: Store, registers: dict[str, Register], parsed
+    *,
+    node_key: NodeKey | None,
+    store: Store,
+    registers: dict[str, Register],
+    parsed: ParsedBatch,
+    owns_transaction: bool,
 ) -> PushResult:
     now = timezone.now()
     batch_id = uuid.UUID(parsed.batch_id)
@@ -291,7 +291,7 @@ def _process(
         ),
         event_rows,
     )  # fmt: skip
-    applier.flush()
+    applier.flush_rows()
     _store_conflicts(store=store, registers=registers, batch_id=batch_id, now=now,
                      conflicts=conflicts, problems=problems)  # fmt: skip
     _store_dead_letters(store=store, batch_id=batch_id, now=now, dead=dead, problems=problems)
@@ -300,9 +300,10 @@ def _process(
         store=store, states=states, events=[e for e in valid if e.result["status"] != "rejected"],
         registers=registers, now=now, problems=problems,
     )  # fmt: skip
+    skew = None
     if node_key is not None:
-        _record_node_clock(node_key=node_key, store=store, node_time=parsed.node_time, now=now,
-                           problems=problems)  # fmt: skip
+        skew = _check_node_clock(node_key=node_key, store=store, node_time=parsed.node_time,
+                                 now=now, problems=problems)  # fmt: skip
     exceptions_raise(problems=problems, now=now)
 
     response = _encoder.encode(
@@ -314,10 +315,32 @@ def _process(
         }
     )
     Batch.objects.filter(batch_id=batch_id).update(response=response)
-    waiting_sales = [str(x) for x in applier.applied_sales]
-    return PushResult(body=response, replayed=False, applied_sales=waiting_sales,
-                      held_skus=sorted(waiting_skus),
-                      held_originals=sorted(waiting_originals))  # fmt: skip
+    result = PushResult(body=response, replayed=False,
+                        applied_sales=[str(x) for x in applier.applied_sales],
+                        held_skus=sorted(waiting_skus),
+                        held_originals=sorted(waiting_originals))  # fmt: skip
+    _release_on_commit(result)
+    from books.posting import store_days_post_on_commit
+
+    store_days_post_on_commit(store=store, business_dates={e.envelope.business_date for e in valid})
+
+    # Last, the rows every batch of this store contends for: stock levels (a row per SKU sold)
+    # and the node's sync state. Their locks are held until commit, and another batch selling
+    # one of these SKUs waits for them, so nothing else runs between taking them and
+    # committing. The deferred foreign-key checks of the rows written so far run here, before
+    # the locks, instead of inside the commit (only when this call owns the transaction:
+    # SET CONSTRAINTS lasts until its end).
+    if owns_transaction and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    if node_key is not None:
+        _node_state_record(node_key=node_key, store=store, node_time=parsed.node_time,
+                           skew=skew, now=now)  # fmt: skip
+    found = len(problems)
+    applier.levels_apply()
+    if len(problems) > found:
+        exceptions_raise(problems=problems[found:], now=now)
+    return result
 
 
 def _release_on_commit(result: PushResult) -> None:
@@ -563,15 +586,10 @@ def _seq_gaps_refresh(
         )
 
 
-def _record_node_clock(*, node_key, store, node_time, now, problems) -> None:
-    from sync.models import NodeSyncState
-
+def _check_node_clock(*, node_key, store, node_time, now, problems) -> float | None:
+    """The node's clock skew at this push (None without node_time); raises or resolves
+    ``clock_skew``."""
     skew = (node_time - now).total_seconds() if node_time is not None else None
-    NodeSyncState.objects.update_or_create(
-        node_key=node_key,
-        defaults={"store": store, "last_push_at": now, "last_node_time": node_time,
-                  "clock_skew_seconds": skew},
-    )  # fmt: skip
     prefix = f"clock_skew:{node_key.pk}:"
     if skew is not None and abs(skew) > settings.SYNC_MAX_CLOCK_SKEW:
         day = now.astimezone(store.tzinfo).date()
@@ -589,4 +607,18 @@ def _record_node_clock(*, node_key, store, node_time, now, problems) -> None:
     else:
         exceptions_resolve_automatically(
             prefix=prefix, note="The node's clock is back within the limit.", now=now
+        )
+    return skew
+
+
+def _node_state_record(*, node_key, store, node_time, skew, now) -> None:
+    """The node's last push, in one statement that leaves its pull columns alone."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO sync_nodesyncstate (node_key_id, store_id, last_push_at, "
+            "last_node_time, clock_skew_seconds) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (node_key_id) DO UPDATE SET store_id = excluded.store_id, "
+            "last_push_at = excluded.last_push_at, last_node_time = excluded.last_node_time, "
+            "clock_skew_seconds = excluded.clock_skew_seconds",
+            [node_key.pk, store.pk, now, node_time, skew],
         )

@@ -765,6 +765,24 @@ def test_no_clock_skew_within_the_limit_and_it_resolves(push, r1: Till) -> None:
     assert of_type(Type.CLOCK_SKEW).get().status == "resolved"
 
 
+def test_a_push_records_the_node_clock_and_leaves_its_pull_columns_alone(
+    push, r1: Till, node_key
+) -> None:
+    pulled = dt.datetime(2026, 11, 30, 9, 15, tzinfo=dt.UTC)
+    NodeSyncState.objects.create(
+        node_key=node_key[0], store=node_key[0].store, last_pull_at=pulled, pull_current_at=pulled
+    )
+    node_time = timezone.now() + dt.timedelta(seconds=3)
+
+    ok(push(batch([r1.device()], node_time=node_time.isoformat())))
+
+    state = NodeSyncState.objects.get(node_key=node_key[0])
+    assert (state.last_pull_at, state.pull_current_at) == (pulled, pulled)
+    assert state.last_node_time == node_time
+    assert state.clock_skew_seconds == pytest.approx(3, abs=2)
+    assert state.last_push_at is not None
+
+
 def _at(till: Till, occurred_at: str, business_date: str) -> dict:
     return {**simple_sale(till), "occurred_at": occurred_at, "business_date": business_date}
 
