@@ -21,7 +21,9 @@ from erp.bulk import insert_rows
 from inventory.models import StockLevel
 
 
-@dataclass(frozen=True)
+# slots, not frozen: ingestion builds one per sale line, and a frozen dataclass takes about three
+# times as long to construct.
+@dataclass(slots=True)
 class Move:
     location_id: int
     product_id: int
@@ -84,6 +86,7 @@ def stock_moves_append(*, moves: Sequence[Move], now: dt.datetime) -> None:
             )
             for m in moves
         ],
+        typed=True,  # Move's fields are typed: UUID, Decimal, date
     )
 
 

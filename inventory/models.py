@@ -240,11 +240,22 @@ class StockMove(models.Model):
     id = models.BigAutoField(primary_key=True)
     # Indexes cost most of an append-only ledger's write time: only those reads use are kept
     # (moves of a product, of an event, of a location's day); the location's own FK index is
-    # covered by the (location, business_date) one.
+    # covered by the (location, business_date) one. No database constraints: ingestion writes
+    # thousands of moves a batch, and each check locks its product's and location's row (FOR
+    # KEY SHARE: a tuple lock written to the heap and the WAL, and a multixact when several
+    # batches hold it). Measured: 17.7 ms of a 157 ms 500-sale batch, checks of sales
+    # included. Moves are written only by ingestion, with ids it read in the same transaction;
+    # a product or location with moves cannot be deleted (PROTECT, in the ORM).
     location = models.ForeignKey(
-        StockLocation, on_delete=models.PROTECT, related_name="moves", db_index=False
+        StockLocation,
+        on_delete=models.PROTECT,
+        related_name="moves",
+        db_index=False,
+        db_constraint=False,
     )
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="stock_moves")
+    product = models.ForeignKey(
+        Product, on_delete=models.PROTECT, related_name="stock_moves", db_constraint=False
+    )
     qty_delta = models.DecimalField(**QUANTITY)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     reason = models.CharField(max_length=32, blank=True)

@@ -301,10 +301,19 @@ class Sale(models.Model):
 
     event_id = models.UUIDField(primary_key=True)
     type = models.CharField(max_length=8, choices=Type.choices)
-    # FK indexes are left to the composite ones below (store, date) and (register, seq).
-    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="sales", db_index=False)
+    # FK indexes are left to the composite ones below (store, date) and (register, seq). No
+    # database constraint: its check locks the store's and the register's row (FOR KEY SHARE)
+    # once per sale, and every concurrent batch of the store locks the same two rows. Stores
+    # and registers are never deleted while they have sales (PROTECT, in the ORM).
+    store = models.ForeignKey(
+        Store, on_delete=models.PROTECT, related_name="sales", db_index=False, db_constraint=False
+    )
     register = models.ForeignKey(
-        Register, on_delete=models.PROTECT, related_name="sales", db_index=False
+        Register,
+        on_delete=models.PROTECT,
+        related_name="sales",
+        db_index=False,
+        db_constraint=False,
     )
     seq = models.BigIntegerField()
     receipt_no = models.CharField(max_length=64)
@@ -352,9 +361,10 @@ class SaleLine(models.Model):
     net = models.DecimalField(**MONEY, null=True, blank=True)
     price_override_reason = models.CharField(max_length=200, blank=True)
     original_line_no = models.PositiveIntegerField(null=True, blank=True)
-    # Store and date are kept on the line so day reports aggregate without a join.
+    # Store and date are kept on the line so day reports aggregate without a join. No index of
+    # its own: saleline_store_date (store, business_date) serves lookups by store.
     store = models.ForeignKey(
-        Store, on_delete=models.PROTECT, related_name="+", db_constraint=False
+        Store, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False
     )
     business_date = models.DateField()
 
@@ -378,12 +388,14 @@ class Tender(models.Model):
     reference = models.CharField(max_length=120, blank=True)
     offline_authorized = models.BooleanField(default=False)
     store = models.ForeignKey(
-        Store, on_delete=models.PROTECT, related_name="+", db_constraint=False
+        Store, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False
     )
     business_date = models.DateField()
 
     class Meta:
         ordering = ["sale", "position"]
+        # A store's tenders of a day (the books' day view and posting); by store alone too.
+        indexes = [models.Index(fields=["store", "business_date"], name="tender_store_date")]
 
     def __str__(self) -> str:
         return f"{self.method} {self.amount}"

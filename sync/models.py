@@ -55,8 +55,13 @@ class Event(models.Model):
     store = models.ForeignKey(
         Store, on_delete=models.PROTECT, related_name="+", db_constraint=False
     )
+    # No index of its own: the unique (register, seq) index serves lookups by register.
     register = models.ForeignKey(
-        Register, on_delete=models.PROTECT, related_name="+", db_constraint=False
+        Register,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     seq = models.BigIntegerField()
     type = models.CharField(max_length=24)

@@ -4,6 +4,10 @@ msgspec validates a 500-sale batch in a few milliseconds (DRF serializers take ~
 is what lets ingestion run near the database's own speed. Amounts and quantities are decimal
 *strings*: a JSON number is refused, so no float ever reaches a money column. Extra fields
 are allowed (the protocol leaves them free) and kept in the stored canonical JSON.
+
+The structures are not tracked by the garbage collector (``gc=False``: they hold strings,
+numbers, lists and dicts, and nothing refers back to them), so a batch's thousands of them do
+not make the collector run more often.
 """
 
 from __future__ import annotations
@@ -52,13 +56,13 @@ EventType = Literal[
 ]
 
 
-class Batch(msgspec.Struct):
+class Batch(msgspec.Struct, gc=False):
     batch_id: uuid.UUID
     events: list[msgspec.Raw]
     node_time: Instant | None = None
 
 
-class Envelope(msgspec.Struct):
+class Envelope(msgspec.Struct, gc=False):
     event_id: uuid.UUID
     type: EventType
     register: ShortCode
@@ -68,7 +72,7 @@ class Envelope(msgspec.Struct):
     data: dict[str, Any]
 
 
-class SaleLine(msgspec.Struct):
+class SaleLine(msgspec.Struct, gc=False):
     line_no: LineNo
     sku: Code
     qty: Qty
@@ -80,7 +84,7 @@ class SaleLine(msgspec.Struct):
     original_line_no: LineNo | None = None
 
 
-class SaleTender(msgspec.Struct):
+class SaleTender(msgspec.Struct, gc=False):
     method: ShortCode
     amount: Money
     change: Money = "0"
@@ -88,13 +92,13 @@ class SaleTender(msgspec.Struct):
     offline_authorized: bool = False
 
 
-class Totals(msgspec.Struct):
+class Totals(msgspec.Struct, gc=False):
     net: Money
     tax: Money
     gross: Money
 
 
-class SaleData(msgspec.Struct):
+class SaleData(msgspec.Struct, gc=False):
     receipt_no: Code
     currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
     lines: Annotated[list[SaleLine], msgspec.Meta(min_length=1, max_length=1000)]
@@ -109,13 +113,13 @@ class ReturnData(SaleData):
     original_event_id: uuid.UUID | None = None
 
 
-class SessionOpenData(msgspec.Struct):
+class SessionOpenData(msgspec.Struct, gc=False):
     session_id: Code
     cashier: CashierCode
     opening_float: Money
 
 
-class SessionCloseData(msgspec.Struct):
+class SessionCloseData(msgspec.Struct, gc=False):
     session_id: Code
     first_seq: SeqRef
     last_seq: SeqRef
@@ -127,35 +131,35 @@ class SessionCloseData(msgspec.Struct):
     counted_cash: Money
 
 
-class CashMovementData(msgspec.Struct):
+class CashMovementData(msgspec.Struct, gc=False):
     kind: Literal["pay_in", "pay_out", "drop"]
     amount: Money
     session_id: Code | None = None
     reason: Reason | None = None
 
 
-class AdjustmentLine(msgspec.Struct):
+class AdjustmentLine(msgspec.Struct, gc=False):
     sku: Code
     qty_delta: Qty
     reason: Literal["damage", "theft", "receipt", "transfer_in", "transfer_out", "other"]
     reference: Text | None = None
 
 
-class StockAdjustmentData(msgspec.Struct):
+class StockAdjustmentData(msgspec.Struct, gc=False):
     lines: Annotated[list[AdjustmentLine], msgspec.Meta(min_length=1, max_length=5000)]
 
 
-class CountLine(msgspec.Struct):
+class CountLine(msgspec.Struct, gc=False):
     sku: Code
     counted_qty: Qty
 
 
-class StockCountData(msgspec.Struct):
+class StockCountData(msgspec.Struct, gc=False):
     count_id: Code
     lines: Annotated[list[CountLine], msgspec.Meta(min_length=1, max_length=50_000)]
 
 
-class DeviceStatusData(msgspec.Struct):
+class DeviceStatusData(msgspec.Struct, gc=False):
     device: Code
     kind: Literal["printer", "scale", "scanner", "drawer"]
     state: Literal["ok", "offline", "paper_out", "cover_open", "error"]

@@ -365,27 +365,44 @@ class LiveHQ:
 
 class LockWatch:
     """``with hq.watch_lock_waits() as watch: …``; then ``watch.seen`` counts, per table named
-    in the waiting statement, how many samples found a server connection waiting on a lock."""
+    in the waiting statement, how many samples found a server connection waiting on a lock,
+    and ``watch.overlap`` is the most server connections seen inside a transaction that had
+    written to an ingestion table at one moment (2 or more: the requests' transactions really
+    ran at the same time)."""
 
-    TABLES = ("sync_batch", "sync_registersyncstate", "inventory_stocklevel", "sync_event")
+    TABLES = (
+        "sync_batch",
+        "sync_registersyncstate",
+        "sync_nodesyncstate",
+        "inventory_stocklevel",
+        "sync_event",
+    )
 
     def __init__(self, dsn: str, database: str) -> None:
         self.dsn = dsn
         self.database = database
         self.seen: dict[str, int] = {}
+        self.overlap = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True, application_name=TEST_APP) as conn:
             while not self._stop.is_set():
-                for (query,) in conn.execute(
-                    "SELECT query FROM pg_stat_activity WHERE datname = %s "
-                    "AND wait_event_type = 'Lock' AND application_name <> %s",
+                writing = 0
+                for query, waiting, in_push in conn.execute(
+                    "SELECT a.query, a.wait_event_type = 'Lock', EXISTS (SELECT 1 FROM pg_locks l "
+                    "  JOIN pg_class c ON c.oid = l.relation WHERE l.pid = a.pid "
+                    "  AND l.mode = 'RowExclusiveLock' AND c.relname = 'sync_batch') "
+                    "FROM pg_stat_activity a WHERE a.datname = %s AND a.application_name <> %s "
+                    "AND a.xact_start IS NOT NULL",
                     [self.database, TEST_APP],
                 ):
-                    table = next((t for t in self.TABLES if t in query), "other")
-                    self.seen[table] = self.seen.get(table, 0) + 1
+                    writing += bool(in_push)
+                    if waiting:
+                        table = next((t for t in self.TABLES if t in query), "other")
+                        self.seen[table] = self.seen.get(table, 0) + 1
+                self.overlap = max(self.overlap, writing)
                 time.sleep(0.002)
 
     def __enter__(self) -> LockWatch:
