@@ -99,10 +99,11 @@ def level_deltas(moves: Iterable[Move]) -> dict[tuple[int, int], Decimal]:
 
 
 def stock_levels_apply(
-    *, deltas: Mapping[tuple[int, int], Decimal], now: dt.datetime
+    *, deltas: Mapping[tuple[int, int], Decimal], now: dt.datetime, negative_only: bool = False
 ) -> dict[tuple[int, int], Decimal]:
     """Add ``deltas`` to stock levels in one statement, rows in (location, product) order.
-    Returns the new level of every (location, product) touched.
+    Returns the new level of every (location, product) touched, or with ``negative_only``
+    only of those now below zero (on PostgreSQL the others are not even sent back).
 
     The row locks it takes are held until commit and every other writer of the same SKUs
     waits for them, so ingestion calls it last in its transaction.
@@ -119,8 +120,13 @@ def stock_levels_apply(
             "qty = inventory_stocklevel.qty + excluded.qty, updated_at = excluded.updated_at"
         ),
         returning="location_id, product_id, qty",
+        pg_returning_filter="qty < 0" if negative_only else "",
     )
-    return {(loc, prod): Decimal(str(qty)) for loc, prod, qty in returned}
+    return {
+        (loc, prod): Decimal(str(qty))
+        for loc, prod, qty in returned
+        if not negative_only or qty < 0
+    }
 
 
 def stock_levels(*, location_id: int, product_ids: Iterable[int]) -> dict[int, Decimal]:

@@ -213,55 +213,76 @@ class Applier:
         """Apply the flushed moves to stock levels, and raise ``negative_stock`` where a level
         went below zero. Its row locks make every other batch that sells one of these SKUs
         wait until this transaction ends, so ingestion calls it as late as it can."""
-        levels = stock_levels_apply(deltas=self._deltas, now=self.now)
+        levels = stock_levels_apply(deltas=self._deltas, now=self.now, negative_only=True)
         self._check_negative(levels, self._last_move)
         self._deltas, self._last_move = defaultdict(Decimal), {}
 
     # --- by type ---------------------------------------------------------------------------
 
     def _sale(self, envelope: schema.Envelope, data: schema.SaleData, register_id: int) -> None:
+        # One pass over the lines builds the sale line and its stock move (the hot loop of a
+        # push: about 2,000 lines a batch).
         is_return = envelope.type == "return"
+        catalogue = self.catalogue
+        rates = catalogue.tax_rates
+        products = catalogue.products
+        moves = self._moves
+        sign = Decimal(1) if is_return else Decimal(-1)
+        kind = "return" if is_return else "sale"
+        event_id, day, receipt = envelope.event_id, envelope.business_date, data.receipt_no
         lines = []
         for line in data.lines:
             total = Decimal(line.line_total)
-            tax = line_tax(self.catalogue, line.tax_code, total)
-            net = None
-            if tax is not None:
-                net = total - tax if self.catalogue.tax_rates[line.tax_code][1] else total
+            tax = net = None
+            found = rates.get(line.tax_code)
+            if found is not None:
+                tax = line_tax(catalogue, line.tax_code, total)
+                net = total - tax if found[1] else total
+            qty = Decimal(line.qty)
             lines.append(
                 LineRow(
-                    line_no=line.line_no,
-                    sku=line.sku,
-                    qty=Decimal(line.qty),
-                    unit_price=Decimal(line.unit_price),
-                    discount=Decimal(line.discount),
-                    tax_code=line.tax_code,
-                    line_total=total,
-                    price_override_reason=line.price_override_reason or "",
-                    original_line_no=line.original_line_no,
-                    tax=tax,
-                    net=net,
+                    line.line_no,
+                    line.sku,
+                    qty,
+                    Decimal(line.unit_price),
+                    Decimal(line.discount),
+                    line.tax_code,
+                    total,
+                    line.price_override_reason or "",
+                    line.original_line_no,
+                    tax,
+                    net,
+                )
+            )
+            moves.append(
+                Move(
+                    self.location_id,
+                    products[line.sku].id,
+                    sign * qty,
+                    kind,
+                    day,
+                    event_id,
+                    line.line_no,
+                    "",
+                    receipt,
                 )
             )
         tenders = [
             TenderRow(
-                method=t.method,
-                amount=Decimal(t.amount),
-                change=Decimal(t.change),
-                reference=t.reference or "",
-                offline_authorized=t.offline_authorized,
+                t.method, Decimal(t.amount), Decimal(t.change), t.reference or "",
+                t.offline_authorized,
             )
             for t in data.tenders
-        ]
+        ]  # fmt: skip
         totals = data.totals
         self._sales.append(
             SaleRow(
-                event_id=envelope.event_id,
+                event_id=event_id,
                 type=envelope.type,
                 store_id=self.store.pk,
                 register_id=register_id,
                 seq=envelope.seq,
-                receipt_no=data.receipt_no,
+                receipt_no=receipt,
                 basket_id=data.basket_id or "",
                 session_id=data.session_id or "",
                 cashier=data.cashier or "",
@@ -270,29 +291,14 @@ class Applier:
                 tax=Decimal(totals.tax),
                 gross=Decimal(totals.gross),
                 occurred_at=envelope.occurred_at,
-                business_date=envelope.business_date,
+                business_date=day,
                 original_event=getattr(data, "original_event_id", None),
                 lines=lines,
                 tenders=tenders,
             )
         )
-        sign = Decimal(1) if is_return else Decimal(-1)
-        for line in lines:
-            product = self.catalogue.products[line.sku]
-            self._moves.append(
-                Move(
-                    location_id=self.location_id,
-                    product_id=product.id,
-                    qty_delta=sign * line.qty,
-                    kind="return" if is_return else "sale",
-                    business_date=envelope.business_date,
-                    source_event=envelope.event_id,
-                    line_no=line.line_no,
-                    reference=data.receipt_no,
-                )
-            )
         if not is_return:
-            self.applied_sales.append(envelope.event_id)
+            self.applied_sales.append(event_id)
         self._check_sale(envelope, data, lines, tenders, register_id)
 
     def _adjustment(self, envelope: schema.Envelope, data: schema.StockAdjustmentData) -> None:

@@ -513,8 +513,13 @@ def register_high_water_refresh(*, register_id: int) -> int:
     high, seqs = high_water_from(
         register_id=register_id, register_code=register.code, high=state.high_water
     )
-    if high != state.high_water:
-        RegisterSyncState.objects.filter(register_id=register_id).update(high_water=high)
+    # max_seq stays an upper bound of every received seq (a voided dead letter is received),
+    # which lets a push skip the lookup when nothing lies above high water.
+    max_seq = max(state.max_seq, high, max(seqs, default=0))
+    if (high, max_seq) != (state.high_water, state.max_seq):
+        RegisterSyncState.objects.filter(register_id=register_id).update(
+            high_water=high, max_seq=max_seq
+        )
     problems: list[Problem] = []
     now = timezone.now()
     _seq_gaps_refresh(register=register, high=high, seqs=seqs, problems=problems, now=now)
@@ -532,9 +537,18 @@ def _advance_high_water(*, store, states, events, registers, now, problems) -> d
     for register_id, state in states.items():
         received = by_register.get(register_id, [])
         register = by_pk[register_id]
-        high, seqs = high_water_from(
-            register_id=register_id, register_code=register.code, high=state.high_water
-        )
+        fresh = sorted({e.envelope.seq for e in received if e.envelope.seq > state.high_water})
+        if state.max_seq <= state.high_water and (
+            not fresh
+            or (fresh[0] == state.high_water + 1 and fresh[-1] == fresh[0] + len(fresh) - 1)
+        ):
+            # Nothing had been received above high water (max_seq bounds every received seq)
+            # and this batch's seqs continue it without a hole: the usual push, no lookup.
+            high, seqs = state.high_water + len(fresh), []
+        else:
+            high, seqs = high_water_from(
+                register_id=register_id, register_code=register.code, high=state.high_water
+            )
         max_seq = max(
             state.max_seq,
             high,

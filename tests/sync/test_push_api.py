@@ -1332,6 +1332,25 @@ def test_dead_letter_void_needs_a_reason(push, r1: Till) -> None:
     assert not Event.objects.exists()
 
 
+def test_a_voided_dead_letter_above_a_gap_counts_once_the_gap_is_filled(
+    push, r1: Till, registers
+) -> None:
+    """A push whose seqs continue high water skips the lookup of what lies above it; a voided
+    dead letter above a gap lies there, so the push that fills the gap must still see it."""
+    e1, e2, e3, e4 = _numbered(r1, 4)
+    assert ok(push(batch([e1])))["high_water"] == {"R1": 1}
+    broken = {**e3, "data": {**e3["data"], "kind": "toaster"}}
+    assert ok(push(batch([broken])))["high_water"] == {"R1": 1}
+    dead_letter_void(dead_letter=DeadLetter.objects.get(), actor=None, reason="test print")
+    assert RegisterSyncState.objects.get().high_water == 1  # seq 2 is still missing
+
+    assert ok(push(batch([e2])))["high_water"] == {"R1": 3}
+    assert ok(push(batch([e4])))["high_water"] == {"R1": 4}
+    state = RegisterSyncState.objects.get()
+    assert (state.high_water, state.max_seq) == (4, 4)
+    assert not of_type(Type.SEQ_GAP).exclude(status="resolved").exists()
+
+
 # --- events at the edges of the schema: never a whole-batch failure ----------------------------
 
 
