@@ -64,14 +64,14 @@ def _broker() -> None:
         return
     from erp.celery import app
 
-    try:
-        app.finalize(auto=True)  # binds the tasks, as the first .delay() would
-        # A connection of the pool the producers publish through: resolving its transport
-        # imports it, and connecting now leaves it open for the first send.
-        with app.pool.acquire(block=True) as conn:
+    app.finalize(auto=True)  # binds the tasks, as the first .delay() would
+    # A connection of the pool the producers publish through: resolving its transport imports
+    # it, and connecting now leaves it open for the first send.
+    with app.pool.acquire(block=True) as conn:
+        try:
             conn.connect()
-    except Exception:
-        log.warning("warm-up: the broker could not be reached", exc_info=True)
+        except (OSError, *conn.connection_errors):  # the transport's own "cannot connect"
+            log.warning("warm-up: the broker could not be reached", exc_info=True)
 
 
 def _database() -> None:

@@ -241,39 +241,41 @@ class Applier:
             qty = Decimal(line.qty)
             lines.append(
                 LineRow(
-                    line.line_no,
-                    line.sku,
-                    qty,
-                    Decimal(line.unit_price),
-                    Decimal(line.discount),
-                    line.tax_code,
-                    total,
-                    line.price_override_reason or "",
-                    line.original_line_no,
-                    tax,
-                    net,
+                    line_no=line.line_no,
+                    sku=line.sku,
+                    qty=qty,
+                    unit_price=Decimal(line.unit_price),
+                    discount=Decimal(line.discount),
+                    tax_code=line.tax_code,
+                    line_total=total,
+                    price_override_reason=line.price_override_reason or "",
+                    original_line_no=line.original_line_no,
+                    tax=tax,
+                    net=net,
                 )
             )
             moves.append(
                 Move(
-                    self.location_id,
-                    products[line.sku].id,
-                    sign * qty,
-                    kind,
-                    day,
-                    event_id,
-                    line.line_no,
-                    "",
-                    receipt,
+                    location_id=self.location_id,
+                    product_id=products[line.sku].id,
+                    qty_delta=sign * qty,
+                    kind=kind,
+                    business_date=day,
+                    source_event=event_id,
+                    line_no=line.line_no,
+                    reference=receipt,
                 )
             )
         tenders = [
             TenderRow(
-                t.method, Decimal(t.amount), Decimal(t.change), t.reference or "",
-                t.offline_authorized,
+                method=t.method,
+                amount=Decimal(t.amount),
+                change=Decimal(t.change),
+                reference=t.reference or "",
+                offline_authorized=t.offline_authorized,
             )
             for t in data.tenders
-        ]  # fmt: skip
+        ]
         totals = data.totals
         self._sales.append(
             SaleRow(

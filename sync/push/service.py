@@ -27,7 +27,7 @@ from sync.exception_queue import Problem, Type, exceptions_raise, exceptions_res
 from sync.models import Batch, Event, EventConflict
 from sync.push.apply import Applier, Catalogue
 from sync.push.parse import Incoming, ParsedBatch, parse_batch
-from sync.selectors import gap_ranges, high_water_from, iso_utc
+from sync.selectors import contiguous_high, gap_ranges, high_water_from, iso_utc
 
 
 class ForbiddenRegister(ApplicationError):
@@ -538,13 +538,11 @@ def _advance_high_water(*, store, states, events, registers, now, problems) -> d
         received = by_register.get(register_id, [])
         register = by_pk[register_id]
         fresh = sorted({e.envelope.seq for e in received if e.envelope.seq > state.high_water})
-        if state.max_seq <= state.high_water and (
-            not fresh
-            or (fresh[0] == state.high_water + 1 and fresh[-1] == fresh[0] + len(fresh) - 1)
-        ):
+        continued = contiguous_high(state.high_water, fresh)
+        if state.max_seq <= state.high_water and continued == state.high_water + len(fresh):
             # Nothing had been received above high water (max_seq bounds every received seq)
             # and this batch's seqs continue it without a hole: the usual push, no lookup.
-            high, seqs = state.high_water + len(fresh), []
+            high, seqs = continued, []
         else:
             high, seqs = high_water_from(
                 register_id=register_id, register_code=register.code, high=state.high_water

@@ -47,13 +47,15 @@ def test_a_database_error_during_warm_up_is_logged_not_raised(caplog, monkeypatc
 
 
 def test_a_broker_that_is_down_is_logged_not_raised(caplog, monkeypatch) -> None:
+    from kombu import Connection
+
     from erp.celery import app
 
-    class Down:
-        def acquire(self, block: bool = False):
-            raise ConnectionRefusedError("broker down")
+    class Pool:
+        def acquire(self, block: bool = False) -> Connection:
+            return Connection("redis://127.0.0.1:1/0")  # nothing listens on port 1
 
-    monkeypatch.setattr(type(app), "pool", Down(), raising=False)
+    monkeypatch.setattr(type(app), "pool", Pool(), raising=False)
     with override_settings(CELERY_TASK_ALWAYS_EAGER=False), caplog.at_level(logging.WARNING):
         warmup._broker()
 
