@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.db import connection
+
 from erp.bulk import insert_rows
 from inventory.models import StockLevel
 
@@ -68,10 +70,12 @@ def stock_moves_record(
 def stock_moves_append(*, moves: Sequence[Move], now: dt.datetime) -> None:
     """Append ``moves`` to the ledger without touching levels: the caller applies their
     :func:`level_deltas` with :func:`stock_levels_apply` in the same transaction."""
-    insert_rows(
-        "inventory_stockmove",
-        _MOVE_COLUMNS,
-        [
+    rows = []
+    event, event_text = None, ""
+    for m in moves:
+        if m.source_event is not event:  # a sale's moves are consecutive: its id as text once
+            event, event_text = m.source_event, str(m.source_event)
+        rows.append(
             (
                 m.location_id,
                 m.product_id,
@@ -80,14 +84,12 @@ def stock_moves_append(*, moves: Sequence[Move], now: dt.datetime) -> None:
                 m.reason,
                 m.reference[:120],
                 m.business_date,
-                m.source_event,
+                event_text,
                 m.line_no,
                 now,
             )
-            for m in moves
-        ],
-        typed=True,  # Move's fields are typed: UUID, Decimal, date
-    )
+        )
+    insert_rows("inventory_stockmove", _MOVE_COLUMNS, rows, typed=True)  # Decimal, date, text
 
 
 def level_deltas(moves: Iterable[Move]) -> dict[tuple[int, int], Decimal]:
@@ -110,6 +112,8 @@ def stock_levels_apply(
     """
     if not deltas:
         return {}
+    if connection.vendor == "postgresql":
+        return _pg_levels_apply(deltas=deltas, now=now, negative_only=negative_only)
     rows = [(loc, prod, qty, now) for (loc, prod), qty in sorted(deltas.items())]
     returned = insert_rows(
         "inventory_stocklevel",
@@ -127,6 +131,38 @@ def stock_levels_apply(
         for loc, prod, qty in returned
         if not negative_only or qty < 0
     }
+
+
+def _pg_levels_apply(
+    *, deltas: Mapping[tuple[int, int], Decimal], now: dt.datetime, negative_only: bool
+) -> dict[tuple[int, int], Decimal]:
+    """:func:`stock_levels_apply` on PostgreSQL: one upsert per location, its products and
+    deltas as two array literals. Binary array parameters cost a Python call per element
+    (about 6 ms of CPU for the 1,600 levels of a 500-sale batch); ``str`` of an int or a
+    Decimal is exact, and the server parses the literal."""
+    by_location: dict[int, list[tuple[int, Decimal]]] = defaultdict(list)
+    for (location_id, product_id), qty in sorted(deltas.items()):
+        by_location[location_id].append((product_id, qty))
+    sql = (
+        "WITH written AS (INSERT INTO inventory_stocklevel "
+        "(location_id, product_id, qty, updated_at) "
+        "SELECT %s, u.product_id, u.qty, %s "
+        "FROM unnest(%s::bigint[], %s::numeric[]) AS u(product_id, qty) "
+        "ON CONFLICT (location_id, product_id) DO UPDATE SET "
+        "qty = inventory_stocklevel.qty + excluded.qty, updated_at = excluded.updated_at "
+        "RETURNING location_id, product_id, qty) "
+        "SELECT location_id, product_id, qty FROM written"
+        + (" WHERE qty < 0" if negative_only else "")
+    )
+    levels: dict[tuple[int, int], Decimal] = {}
+    with connection.cursor() as cursor:
+        for location_id, items in by_location.items():
+            products = "{" + ",".join([str(p) for p, _ in items]) + "}"
+            qtys = "{" + ",".join([str(q) for _, q in items]) + "}"
+            cursor.execute(sql, [location_id, now, products, qtys])
+            for loc, prod, qty in cursor.fetchall():
+                levels[(loc, prod)] = qty
+    return levels
 
 
 def stock_levels(*, location_id: int, product_ids: Iterable[int]) -> dict[int, Decimal]:

@@ -88,45 +88,48 @@ def sales_record(*, sales: Sequence[SaleRow], received_at: dt.datetime) -> None:
     """Record sales and returns with their lines and tenders."""
     if not sales:
         return
+    # Each sale's id as text once, for its own row and its lines' and tenders'.
+    ids = [str(s.event_id) for s in sales]
     insert_rows(
         "stores_sale",
         _SALE_COLUMNS,
         [
             (
-                s.event_id, s.type, s.store_id, s.register_id, s.seq, s.receipt_no, s.basket_id,
+                sid, s.type, s.store_id, s.register_id, s.seq, s.receipt_no, s.basket_id,
                 s.session_id, s.cashier, s.currency, s.net, s.tax, s.gross, s.occurred_at,
-                s.business_date, s.original_event, received_at,
+                s.business_date, None if s.original_event is None else str(s.original_event),
+                received_at,
             )
-            for s in sales
+            for sid, s in zip(ids, sales, strict=True)
         ],
-        typed=True,  # the applier's rows: UUIDs, Decimals, dates as declared
+        typed=True,  # the applier's rows: ids as text, Decimals, dates as declared
     )  # fmt: skip
     insert_rows(
         "stores_saleline",
         _LINE_COLUMNS,
         [
             (
-                s.event_id, ln.line_no, ln.sku, ln.qty, ln.unit_price, ln.discount, ln.tax_code,
+                sid, ln.line_no, ln.sku, ln.qty, ln.unit_price, ln.discount, ln.tax_code,
                 ln.line_total, ln.price_override_reason, ln.original_line_no, s.store_id,
                 s.business_date, ln.tax, ln.net,
             )
-            for s in sales
+            for sid, s in zip(ids, sales, strict=True)
             for ln in s.lines
         ],
-        typed=True,  # the applier's rows: UUIDs, Decimals, dates as declared
+        typed=True,  # the applier's rows: ids as text, Decimals, dates as declared
     )  # fmt: skip
     insert_rows(
         "stores_tender",
         _TENDER_COLUMNS,
         [
             (
-                s.event_id, position, t.method, t.amount, t.change, t.reference,
+                sid, position, t.method, t.amount, t.change, t.reference,
                 t.offline_authorized, s.store_id, s.business_date,
             )
-            for s in sales
+            for sid, s in zip(ids, sales, strict=True)
             for position, t in enumerate(s.tenders, start=1)
         ],
-        typed=True,  # the applier's rows: UUIDs, Decimals, dates as declared
+        typed=True,  # the applier's rows: ids as text, Decimals, dates as declared
     )  # fmt: skip
 
 

@@ -252,7 +252,8 @@ def _process(
         Sale.objects.filter(event_id__in=originals).values_list("event_id", flat=True)
     )
     applier = Applier(store=store, catalogue=catalogue, now=now, problems=problems)
-    event_rows = []
+    event_rows = []  # uuids as canonical text (Incoming.event_id): cheaper to COPY
+    batch_text = str(batch_id)
     waiting_skus: set[str] = set()
     waiting_originals: set[str] = set()
     for e in new:
@@ -273,8 +274,8 @@ def _process(
                         "message": message}  # fmt: skip
         event_rows.append(
             (
-                env.event_id, store.pk, registers[env.register].pk, env.seq, env.type,
-                env.occurred_at, env.business_date, now, batch_id, e.content_hash,
+                e.event_id, store.pk, registers[env.register].pk, env.seq, env.type,
+                env.occurred_at, env.business_date, now, batch_text, e.content_hash,
                 e.canonical.decode(), "applied" if hold is None else "held",
                 "" if hold is None else hold[0], "" if hold is None else hold[1],
                 now if hold is None else None,
