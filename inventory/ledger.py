@@ -70,11 +70,16 @@ def stock_moves_record(
 def stock_moves_append(*, moves: Sequence[Move], now: dt.datetime) -> None:
     """Append ``moves`` to the ledger without touching levels: the caller applies their
     :func:`level_deltas` with :func:`stock_levels_apply` in the same transaction."""
+    # A sale's moves are consecutive and share its id and day: each as text once (see
+    # insert_rows' typed), and now once.
     rows = []
-    event, event_text = None, ""
+    created = now.isoformat()
+    event, event_text, day, day_text = None, "", None, ""
     for m in moves:
-        if m.source_event is not event:  # a sale's moves are consecutive: its id as text once
+        if m.source_event is not event:
             event, event_text = m.source_event, str(m.source_event)
+        if m.business_date is not day:
+            day, day_text = m.business_date, m.business_date.isoformat()
         rows.append(
             (
                 m.location_id,
@@ -83,13 +88,13 @@ def stock_moves_append(*, moves: Sequence[Move], now: dt.datetime) -> None:
                 m.kind,
                 m.reason,
                 m.reference[:120],
-                m.business_date,
+                day_text,
                 event_text,
                 m.line_no,
-                now,
+                created,
             )
         )
-    insert_rows("inventory_stockmove", _MOVE_COLUMNS, rows, typed=True)  # Decimal, date, text
+    insert_rows("inventory_stockmove", _MOVE_COLUMNS, rows, typed=True)
 
 
 def level_deltas(moves: Iterable[Move]) -> dict[tuple[int, int], Decimal]:

@@ -88,8 +88,11 @@ def sales_record(*, sales: Sequence[SaleRow], received_at: dt.datetime) -> None:
     """Record sales and returns with their lines and tenders."""
     if not sales:
         return
-    # Each sale's id as text once, for its own row and its lines' and tenders'.
+    # Each sale's id and day as text once, for its own row and its lines' and tenders' (see
+    # insert_rows' typed), and received_at once.
     ids = [str(s.event_id) for s in sales]
+    days = [s.business_date.isoformat() for s in sales]
+    received = received_at.isoformat()
     insert_rows(
         "stores_sale",
         _SALE_COLUMNS,
@@ -97,12 +100,11 @@ def sales_record(*, sales: Sequence[SaleRow], received_at: dt.datetime) -> None:
             (
                 sid, s.type, s.store_id, s.register_id, s.seq, s.receipt_no, s.basket_id,
                 s.session_id, s.cashier, s.currency, s.net, s.tax, s.gross, s.occurred_at,
-                s.business_date, None if s.original_event is None else str(s.original_event),
-                received_at,
+                day, None if s.original_event is None else str(s.original_event), received,
             )
-            for sid, s in zip(ids, sales, strict=True)
+            for sid, day, s in zip(ids, days, sales, strict=True)
         ],
-        typed=True,  # the applier's rows: ids as text, Decimals, dates as declared
+        typed=True,  # the applier's rows: ids and days as text, Decimals
     )  # fmt: skip
     insert_rows(
         "stores_saleline",
@@ -110,13 +112,13 @@ def sales_record(*, sales: Sequence[SaleRow], received_at: dt.datetime) -> None:
         [
             (
                 sid, ln.line_no, ln.sku, ln.qty, ln.unit_price, ln.discount, ln.tax_code,
-                ln.line_total, ln.price_override_reason, ln.original_line_no, s.store_id,
-                s.business_date, ln.tax, ln.net,
+                ln.line_total, ln.price_override_reason, ln.original_line_no, s.store_id, day,
+                ln.tax, ln.net,
             )
-            for sid, s in zip(ids, sales, strict=True)
+            for sid, day, s in zip(ids, days, sales, strict=True)
             for ln in s.lines
         ],
-        typed=True,  # the applier's rows: ids as text, Decimals, dates as declared
+        typed=True,  # the applier's rows: ids and days as text, Decimals
     )  # fmt: skip
     insert_rows(
         "stores_tender",
@@ -124,12 +126,12 @@ def sales_record(*, sales: Sequence[SaleRow], received_at: dt.datetime) -> None:
         [
             (
                 sid, position, t.method, t.amount, t.change, t.reference,
-                t.offline_authorized, s.store_id, s.business_date,
+                t.offline_authorized, s.store_id, day,
             )
-            for sid, s in zip(ids, sales, strict=True)
+            for sid, day, s in zip(ids, days, sales, strict=True)
             for position, t in enumerate(s.tenders, start=1)
         ],
-        typed=True,  # the applier's rows: ids as text, Decimals, dates as declared
+        typed=True,  # the applier's rows: ids and days as text, Decimals
     )  # fmt: skip
 
 

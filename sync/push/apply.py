@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -45,12 +44,6 @@ from sync.push import schema
 ZERO = Decimal("0")
 
 
-@dataclass(frozen=True)
-class ProductInfo:
-    id: int
-    sku: str
-
-
 class Catalogue:
     """What the applier needs to know about products, prices and tax, loaded once per batch."""
 
@@ -60,7 +53,8 @@ class Catalogue:
             code: (rate, inclusive)
             for code, rate, inclusive in TaxRate.objects.values_list("code", "rate", "inclusive")
         }
-        self.products: dict[str, ProductInfo] = {}
+        # SKU → product id, for the SKUs asked about that exist.
+        self.products: dict[str, int] = {}
         self._prices: dict[int, list[tuple[dt.date, dt.date | None, Decimal]]] = defaultdict(list)
         if connection.vendor == "postgresql":
             rows = select_rows(
@@ -76,10 +70,11 @@ class Catalogue:
             ).values_list("product_id", "valid_from", "valid_to", "price")
             rows = [(products[pid], pid, vf, vt, price) for pid, vf, vt, price in priced]
             rows += [(sku, pid, None, None, None) for pid, sku in products.items()]
+        found, prices = self.products, self._prices
         for sku, pid, valid_from, valid_to, price in rows:
-            self.products.setdefault(sku, ProductInfo(id=pid, sku=sku))
+            found[sku] = pid
             if valid_from is not None:
-                self._prices[pid].append((valid_from, valid_to, price))
+                prices[pid].append((valid_from, valid_to, price))
         self.quantum = store.currency.quantum()
 
     def list_price(self, product_id: int, day: dt.date) -> Decimal | None:
@@ -220,32 +215,78 @@ class Applier:
     # --- by type ---------------------------------------------------------------------------
 
     def _sale(self, envelope: schema.Envelope, data: schema.SaleData, register_id: int) -> None:
-        # One pass over the lines builds the sale line and its stock move (the hot loop of a
-        # push: about 2,000 lines a batch).
+        # One pass over the lines builds the sale line and its stock move and checks the line
+        # (the hot loop of a push: about 2,000 lines a batch); the sale's totals are checked
+        # after it.
         is_return = envelope.type == "return"
         catalogue = self.catalogue
         rates = catalogue.tax_rates
         products = catalogue.products
+        money = catalogue.money
+        list_price = catalogue.list_price
         moves = self._moves
+        location_id = self.location_id
         sign = Decimal(1) if is_return else Decimal(-1)
         kind = "return" if is_return else "sale"
         event_id, day, receipt = envelope.event_id, envelope.business_date, data.receipt_no
+        common = {"register_id": register_id, "business_date": day, "event_id": event_id}
+        if data.currency != self.store.currency_id:
+            self._problem(
+                Type.CURRENCY_MISMATCH,
+                str(event_id),
+                f"Receipt {receipt} is in {data.currency}; the store sells in "
+                f"{self.store.currency_id}.",
+                **common,
+            )
         lines = []
+        wrong: list[dict[str, str]] = []
+        lines_total = tax_total = exclusive_tax = ZERO
+        tax_known = True
         for line in data.lines:
             total = Decimal(line.line_total)
+            qty = Decimal(line.qty)
+            unit_price = Decimal(line.unit_price)
+            discount = Decimal(line.discount)
+            product_id = products[line.sku]
+            lines_total += total
             tax = net = None
             found = rates.get(line.tax_code)
-            if found is not None:
+            if found is None:
+                tax_known = False
+            else:
                 tax = line_tax(catalogue, line.tax_code, total)
-                net = total - tax if found[1] else total
-            qty = Decimal(line.qty)
+                tax_total += tax
+                if found[1]:  # inclusive
+                    net = total - tax
+                else:
+                    net = total
+                    exclusive_tax += tax
+            expected = money(qty * unit_price - discount)
+            if expected != total:
+                wrong.append(
+                    {"line_no": str(line.line_no), "expected": str(expected),
+                     "line_total": str(total)}
+                )  # fmt: skip
+            if not line.price_override_reason:
+                listed = list_price(product_id, day)
+                if listed != unit_price:
+                    self._problem(
+                        Type.PRICE_DIFFERS,
+                        f"{event_id}:{line.line_no}",
+                        f"Receipt {receipt} line {line.line_no}: {line.sku} sold at "
+                        f"{unit_price}, list price "
+                        f"{listed if listed is not None else 'none'} on {day}.",
+                        details={"sku": line.sku, "unit_price": str(unit_price),
+                                 "list_price": None if listed is None else str(listed)},
+                        **common,
+                    )  # fmt: skip
             lines.append(
                 LineRow(
                     line_no=line.line_no,
                     sku=line.sku,
                     qty=qty,
-                    unit_price=Decimal(line.unit_price),
-                    discount=Decimal(line.discount),
+                    unit_price=unit_price,
+                    discount=discount,
                     tax_code=line.tax_code,
                     line_total=total,
                     price_override_reason=line.price_override_reason or "",
@@ -256,8 +297,8 @@ class Applier:
             )
             moves.append(
                 Move(
-                    location_id=self.location_id,
-                    product_id=products[line.sku].id,
+                    location_id=location_id,
+                    product_id=product_id,
                     qty_delta=sign * qty,
                     kind=kind,
                     business_date=day,
@@ -266,17 +307,22 @@ class Applier:
                     reference=receipt,
                 )
             )
-        tenders = [
-            TenderRow(
-                method=t.method,
-                amount=Decimal(t.amount),
-                change=Decimal(t.change),
-                reference=t.reference or "",
-                offline_authorized=t.offline_authorized,
+        tenders = []
+        paid = ZERO
+        for t in data.tenders:
+            amount, change = Decimal(t.amount), Decimal(t.change)
+            paid += amount - change
+            tenders.append(
+                TenderRow(
+                    method=t.method,
+                    amount=amount,
+                    change=change,
+                    reference=t.reference or "",
+                    offline_authorized=t.offline_authorized,
+                )
             )
-            for t in data.tenders
-        ]
         totals = data.totals
+        net_total, tax, gross = Decimal(totals.net), Decimal(totals.tax), Decimal(totals.gross)
         self._sales.append(
             SaleRow(
                 event_id=event_id,
@@ -289,9 +335,9 @@ class Applier:
                 session_id=data.session_id or "",
                 cashier=data.cashier or "",
                 currency=data.currency,
-                net=Decimal(totals.net),
-                tax=Decimal(totals.tax),
-                gross=Decimal(totals.gross),
+                net=net_total,
+                tax=tax,
+                gross=gross,
                 occurred_at=envelope.occurred_at,
                 business_date=day,
                 original_event=getattr(data, "original_event_id", None),
@@ -301,14 +347,37 @@ class Applier:
         )
         if not is_return:
             self.applied_sales.append(event_id)
-        self._check_sale(envelope, data, lines, tenders, register_id)
+        # The sale's totals against its lines and tenders.
+        gross_expected = lines_total + exclusive_tax
+        findings = []
+        if wrong:
+            findings.append(f"{len(wrong)} line total(s) differ from qty × unit_price − discount")
+        if not tax_known:
+            findings.append("a tax code is unknown at head office")
+        if tax_known and tax != tax_total:
+            findings.append(f"tax {totals.tax} but the lines' tax is {tax_total}")
+        if gross != gross_expected:
+            findings.append(f"gross {totals.gross} but the lines add up to {gross_expected}")
+        if net_total + tax != gross:
+            findings.append(f"net {totals.net} + tax {totals.tax} is not gross {totals.gross}")
+        if paid != gross:
+            findings.append(f"tenders pay {paid} of gross {totals.gross}")
+        if findings:
+            self._problem(
+                Type.TOTALS_MISMATCH,
+                str(event_id),
+                f"Receipt {receipt}: " + "; ".join(findings) + ".",
+                details={"lines": wrong, "expected_tax": str(tax_total),
+                         "expected_gross": str(gross_expected), "paid": str(paid)},
+                **common,
+            )  # fmt: skip
 
     def _adjustment(self, envelope: schema.Envelope, data: schema.StockAdjustmentData) -> None:
         for line_no, line in enumerate(data.lines, start=1):
             self._moves.append(
                 Move(
                     location_id=self.location_id,
-                    product_id=self.catalogue.products[line.sku].id,
+                    product_id=self.catalogue.products[line.sku],
                     qty_delta=Decimal(line.qty_delta),
                     kind="adjustment",
                     business_date=envelope.business_date,
@@ -329,7 +398,7 @@ class Applier:
             counted_at=envelope.occurred_at,
             lines=[
                 CountedLine(
-                    product_id=self.catalogue.products[line.sku].id,
+                    product_id=self.catalogue.products[line.sku],
                     counted_qty=Decimal(line.counted_qty),
                 )
                 for line in data.lines
@@ -365,90 +434,10 @@ class Applier:
                 details={"occurred_at": envelope.occurred_at.isoformat(), "local_date": str(local)},
             )
 
-    def _check_sale(
-        self,
-        envelope: schema.Envelope,
-        data: schema.SaleData,
-        lines: list[LineRow],
-        tenders: list[TenderRow],
-        register_id: int,
-    ) -> None:
-        common = {
-            "register_id": register_id,
-            "business_date": envelope.business_date,
-            "event_id": envelope.event_id,
-        }
-        eid = str(envelope.event_id)
-        if data.currency != self.store.currency_id:
-            self._problem(
-                Type.CURRENCY_MISMATCH,
-                eid,
-                f"Receipt {data.receipt_no} is in {data.currency}; the store sells in "
-                f"{self.store.currency_id}.",
-                **common,
-            )
-        money = self.catalogue.money
-        wrong: list[dict[str, str]] = []
-        tax_total = ZERO
-        exclusive_tax = ZERO
-        tax_known = True
-        for line in lines:
-            expected = money(line.qty * line.unit_price - line.discount)
-            if expected != line.line_total:
-                wrong.append(
-                    {"line_no": str(line.line_no), "expected": str(expected),
-                     "line_total": str(line.line_total)}
-                )  # fmt: skip
-            product = self.catalogue.products[line.sku]
-            listed = self.catalogue.list_price(product.id, envelope.business_date)
-            if not line.price_override_reason and listed != line.unit_price:
-                self._problem(
-                    Type.PRICE_DIFFERS,
-                    f"{eid}:{line.line_no}",
-                    f"Receipt {data.receipt_no} line {line.line_no}: {line.sku} sold at "
-                    f"{line.unit_price}, list price "
-                    f"{listed if listed is not None else 'none'} on {envelope.business_date}.",
-                    details={"sku": line.sku, "unit_price": str(line.unit_price),
-                             "list_price": None if listed is None else str(listed)},
-                    **common,
-                )  # fmt: skip
-            tax = line.tax
-            if tax is None:
-                tax_known = False
-                continue
-            tax_total += tax
-            if not self.catalogue.tax_rates[line.tax_code][1]:
-                exclusive_tax += tax
-        totals = data.totals
-        gross_expected = sum((ln.line_total for ln in lines), ZERO) + exclusive_tax
-        paid = sum((t.amount - t.change for t in tenders), ZERO)
-        findings = []
-        if wrong:
-            findings.append(f"{len(wrong)} line total(s) differ from qty × unit_price − discount")
-        if not tax_known:
-            findings.append("a tax code is unknown at head office")
-        if tax_known and Decimal(totals.tax) != tax_total:
-            findings.append(f"tax {totals.tax} but the lines' tax is {tax_total}")
-        if Decimal(totals.gross) != gross_expected:
-            findings.append(f"gross {totals.gross} but the lines add up to {gross_expected}")
-        if Decimal(totals.net) + Decimal(totals.tax) != Decimal(totals.gross):
-            findings.append(f"net {totals.net} + tax {totals.tax} is not gross {totals.gross}")
-        if paid != Decimal(totals.gross):
-            findings.append(f"tenders pay {paid} of gross {totals.gross}")
-        if findings:
-            self._problem(
-                Type.TOTALS_MISMATCH,
-                eid,
-                f"Receipt {data.receipt_no}: " + "; ".join(findings) + ".",
-                details={"lines": wrong, "expected_tax": str(tax_total),
-                         "expected_gross": str(gross_expected), "paid": str(paid)},
-                **common,
-            )  # fmt: skip
-
     def _check_negative(
         self, levels: dict[tuple[int, int], Decimal], last: dict[tuple[int, int], Move]
     ) -> None:
-        skus = {p.id: p.sku for p in self.catalogue.products.values()}
+        skus = {pid: sku for sku, pid in self.catalogue.products.items()}
         for (location_id, product_id), qty in levels.items():
             if qty < 0:
                 move = last[(location_id, product_id)]
