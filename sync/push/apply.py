@@ -8,7 +8,6 @@ each count. Business problems never stop an event: they become reconciliation ex
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -118,7 +117,6 @@ class Applier:
         # Stock level changes not applied yet, and the last move of each (for messages).
         self._deltas: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
         self._last_move: dict[tuple[int, int], Move] = {}
-        self.applied_sales: list[uuid.UUID] = []
 
     # --- entry point ---------------------------------------------------------------------
 
@@ -345,10 +343,29 @@ class Applier:
                 tenders=tenders,
             )
         )
-        if not is_return:
-            self.applied_sales.append(event_id)
-        # The sale's totals against its lines and tenders.
-        gross_expected = lines_total + exclusive_tax
+        self._check_totals(
+            receipt=receipt, totals=totals, net=net_total, tax=tax, gross=gross, wrong=wrong,
+            tax_known=tax_known, tax_total=tax_total, gross_expected=lines_total + exclusive_tax,
+            paid=paid, common=common,
+        )  # fmt: skip
+
+    def _check_totals(
+        self,
+        *,
+        receipt: str,
+        totals: schema.Totals,
+        net: Decimal,
+        tax: Decimal,
+        gross: Decimal,
+        wrong: list[dict[str, str]],
+        tax_known: bool,
+        tax_total: Decimal,
+        gross_expected: Decimal,
+        paid: Decimal,
+        common: dict[str, Any],
+    ) -> None:
+        """A sale's totals (``totals`` as sent, ``net``/``tax``/``gross`` as Decimals) against
+        what its lines and tenders add up to in ``_sale``'s pass."""
         findings = []
         if wrong:
             findings.append(f"{len(wrong)} line total(s) differ from qty × unit_price − discount")
@@ -358,14 +375,14 @@ class Applier:
             findings.append(f"tax {totals.tax} but the lines' tax is {tax_total}")
         if gross != gross_expected:
             findings.append(f"gross {totals.gross} but the lines add up to {gross_expected}")
-        if net_total + tax != gross:
+        if net + tax != gross:
             findings.append(f"net {totals.net} + tax {totals.tax} is not gross {totals.gross}")
         if paid != gross:
             findings.append(f"tenders pay {paid} of gross {totals.gross}")
         if findings:
             self._problem(
                 Type.TOTALS_MISMATCH,
-                str(event_id),
+                str(common["event_id"]),
                 f"Receipt {receipt}: " + "; ".join(findings) + ".",
                 details={"lines": wrong, "expected_tax": str(tax_total),
                          "expected_gross": str(gross_expected), "paid": str(paid)},
