@@ -63,6 +63,7 @@ def q(value: Decimal) -> str:
 # --- setup ---------------------------------------------------------------------------------------
 
 
+TRACE: list = []
 BROKER = "redis://127.0.0.1:6379/7"
 
 
@@ -334,6 +335,7 @@ def push_stream(port: int, key: str, bodies: list[bytes], latencies: list[float]
         response = conn.getresponse()
         data = response.read()
         latencies.append(time.perf_counter() - started)
+        TRACE.append((started, latencies[-1], threading.current_thread().name, len(latencies)))
         if response.status != 200:
             raise RuntimeError(f"push answered {response.status}: {data[:300]!r}")
     conn.close()
@@ -376,6 +378,21 @@ def _ledger_rows(pg: str) -> int:
         ).fetchone()[0]
 
 
+def _cpu() -> dict:
+    out: dict = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            comm = open(f"/proc/{pid}/comm").read().strip()
+            st = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = "client" if int(pid) == os.getpid() else "pg" if comm.startswith("postgres") else ("gunicorn" if "gunicorn" in comm or "python" in comm else "other")
+        out[name] = out.get(name, 0) + (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def run_http(pg: str, port: int, key: str, streams: list[list[list[dict]]]) -> dict:
     bodies = [
         [json.dumps({"batch_id": str(uuid.uuid4()), "node_time": dt.datetime.now(dt.UTC).isoformat(),
@@ -389,13 +406,32 @@ def run_http(pg: str, port: int, key: str, streams: list[list[list[dict]]]) -> d
         threading.Thread(target=push_stream, args=(port, key, b, lat))
         for b, lat in zip(bodies, latencies, strict=True)
     ]
+    cpu0 = _cpu()
+    stop = threading.Event()
+    waits: dict = {}
+    def sampler():
+        with psycopg.connect(f"{pg}/{DB}", autocommit=True) as c:
+            while not stop.is_set():
+                for row in c.execute("SELECT coalesce(wait_event_type,'CPU'), coalesce(wait_event,''), left(query, 60) FROM pg_stat_activity WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid()").fetchall():
+                    waits[row] = waits.get(row, 0) + 1
+                time.sleep(0.005)
+    sam = threading.Thread(target=sampler); sam.start()
     started = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - started
+    cpu1 = _cpu()
+    stop.set(); sam.join()
+    for k, v in sorted(waits.items(), key=lambda x: -x[1])[:25]:
+        print(f"{v:6d} {k}")
+    print("CPU s:", {k: round(cpu1.get(k, 0) - cpu0.get(k, 0), 2) for k in cpu1}, "per batch ms:", {k: round((cpu1.get(k, 0) - cpu0.get(k, 0)) / sum(len(b) for b in bodies) * 1000, 1) for k in cpu1}, flush=True)
     flat = sorted(x for lat in latencies for x in lat)
+    if os.environ.get("TRACE_FILE"):
+        with open(os.environ["TRACE_FILE"] + f".{len(streams)}.{rows_before}", "w") as fh:
+            json.dump([(a - started, b, c, d) for a, b, c, d in TRACE], fh)
+    TRACE.clear()
     sales = sum(len(b) for s in streams for b in s)
     rows = _ledger_rows(pg) - rows_before
     with psycopg.connect(f"{pg}/{DB}") as conn:

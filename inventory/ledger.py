@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection
 
@@ -38,7 +39,8 @@ class Move:
     reference: str = ""
 
 
-_MOVE_COLUMNS = (
+# A stock move as a row, in the order :func:`stock_move_rows_append` takes it.
+MOVE_COLUMNS = (
     ("location_id", "bigint"),
     ("product_id", "bigint"),
     ("qty_delta", "numeric"),
@@ -94,7 +96,21 @@ def stock_moves_append(*, moves: Sequence[Move], now: dt.datetime) -> None:
                 created,
             )
         )
-    insert_rows("inventory_stockmove", _MOVE_COLUMNS, rows, typed=True)
+    stock_move_rows_append(rows=rows)
+
+
+def stock_move_rows_append(*, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Append moves given as rows in :data:`MOVE_COLUMNS` order: ``qty_delta`` a Decimal,
+    ``reference`` at most 120 characters, the day, the event's id and ``created_at`` as text
+    (see insert_rows' ``typed``). For ingestion, which builds the rows as it goes; the caller
+    applies their level changes (:func:`row_level_deltas`) in the same transaction."""
+    insert_rows("inventory_stockmove", MOVE_COLUMNS, rows, typed=True)
+
+
+def row_level_deltas(rows: Iterable[tuple[Any, ...]], into: dict[tuple[int, int], Decimal]) -> None:
+    """Add the level changes of move ``rows`` (:data:`MOVE_COLUMNS` order) to ``into``."""
+    for row in rows:
+        into[(row[0], row[1])] += row[2]
 
 
 def level_deltas(moves: Iterable[Move]) -> dict[tuple[int, int], Decimal]:

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from erp.bulk import insert_rows
 
@@ -63,21 +64,22 @@ class SaleRow:
     tenders: Sequence[TenderRow] = field(default_factory=tuple)
 
 
-_SALE_COLUMNS = (
+# Sales, lines and tenders as rows, in the order :func:`sale_rows_record` takes them.
+SALE_COLUMNS = (
     ("event_id", "uuid"), ("type", "text"), ("store_id", "bigint"), ("register_id", "bigint"),
     ("seq", "bigint"), ("receipt_no", "text"), ("basket_id", "text"), ("session_id", "text"),
     ("cashier", "text"), ("currency", "text"), ("net", "numeric"), ("tax", "numeric"),
     ("gross", "numeric"), ("occurred_at", "timestamptz"), ("business_date", "date"),
     ("original_event", "uuid"), ("received_at", "timestamptz"),
 )  # fmt: skip
-_LINE_COLUMNS = (
+LINE_COLUMNS = (
     ("sale_id", "uuid"), ("line_no", "integer"), ("sku", "text"), ("qty", "numeric"),
     ("unit_price", "numeric"), ("discount", "numeric"), ("tax_code", "text"),
     ("line_total", "numeric"), ("price_override_reason", "text"),
     ("original_line_no", "integer"), ("store_id", "bigint"), ("business_date", "date"),
     ("tax", "numeric"), ("net", "numeric"),
 )  # fmt: skip
-_TENDER_COLUMNS = (
+TENDER_COLUMNS = (
     ("sale_id", "uuid"), ("position", "integer"), ("method", "text"), ("amount", "numeric"),
     ("change", "numeric"), ("reference", "text"), ("offline_authorized", "boolean"),
     ("store_id", "bigint"), ("business_date", "date"),
@@ -93,10 +95,8 @@ def sales_record(*, sales: Sequence[SaleRow], received_at: dt.datetime) -> None:
     ids = [str(s.event_id) for s in sales]
     days = [s.business_date.isoformat() for s in sales]
     received = received_at.isoformat()
-    insert_rows(
-        "stores_sale",
-        _SALE_COLUMNS,
-        [
+    sale_rows_record(
+        sales=[
             (
                 sid, s.type, s.store_id, s.register_id, s.seq, s.receipt_no, s.basket_id,
                 s.session_id, s.cashier, s.currency, s.net, s.tax, s.gross, s.occurred_at,
@@ -104,12 +104,7 @@ def sales_record(*, sales: Sequence[SaleRow], received_at: dt.datetime) -> None:
             )
             for sid, day, s in zip(ids, days, sales, strict=True)
         ],
-        typed=True,  # the applier's rows: ids and days as text, Decimals
-    )  # fmt: skip
-    insert_rows(
-        "stores_saleline",
-        _LINE_COLUMNS,
-        [
+        lines=[
             (
                 sid, ln.line_no, ln.sku, ln.qty, ln.unit_price, ln.discount, ln.tax_code,
                 ln.line_total, ln.price_override_reason, ln.original_line_no, s.store_id, day,
@@ -118,12 +113,7 @@ def sales_record(*, sales: Sequence[SaleRow], received_at: dt.datetime) -> None:
             for sid, day, s in zip(ids, days, sales, strict=True)
             for ln in s.lines
         ],
-        typed=True,  # the applier's rows: ids and days as text, Decimals
-    )  # fmt: skip
-    insert_rows(
-        "stores_tender",
-        _TENDER_COLUMNS,
-        [
+        tenders=[
             (
                 sid, position, t.method, t.amount, t.change, t.reference,
                 t.offline_authorized, s.store_id, day,
@@ -131,8 +121,22 @@ def sales_record(*, sales: Sequence[SaleRow], received_at: dt.datetime) -> None:
             for sid, day, s in zip(ids, days, sales, strict=True)
             for position, t in enumerate(s.tenders, start=1)
         ],
-        typed=True,  # the applier's rows: ids and days as text, Decimals
     )  # fmt: skip
+
+
+def sale_rows_record(
+    *,
+    sales: Sequence[tuple[Any, ...]],
+    lines: Sequence[tuple[Any, ...]],
+    tenders: Sequence[tuple[Any, ...]],
+) -> None:
+    """Record sales, lines and tenders given as rows (:data:`SALE_COLUMNS`,
+    :data:`LINE_COLUMNS`, :data:`TENDER_COLUMNS` order), for ingestion, which builds them as
+    it goes. Each column's values are of one type (see insert_rows' ``typed``): ids and days
+    as text, amounts as Decimals or all as their decimal text."""
+    insert_rows("stores_sale", SALE_COLUMNS, sales, typed=True)
+    insert_rows("stores_saleline", LINE_COLUMNS, lines, typed=True)
+    insert_rows("stores_tender", TENDER_COLUMNS, tenders, typed=True)
 
 
 def till_session_open_record(

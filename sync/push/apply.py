@@ -8,32 +8,29 @@ each count. Business problems never stop an event: they become reconciliation ex
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db import connection
 
-from erp.bulk import select_rows
+from erp.bulk import array_literal, select_rows
 from inventory.ledger import (
     CountedLine,
-    Move,
-    level_deltas,
+    row_level_deltas,
     stock_count_record,
     stock_levels_apply,
-    stock_moves_append,
+    stock_move_rows_append,
 )
 from inventory.models import Price, Product, TaxRate
 from stores.models import Store
 from stores.records import (
     CashMovementRow,
     DeviceReportRow,
-    LineRow,
-    SaleRow,
-    TenderRow,
     cash_movements_record,
     device_reports_record,
-    sales_record,
+    sale_rows_record,
     till_session_close_record,
     till_session_open_record,
 )
@@ -59,8 +56,9 @@ class Catalogue:
             rows = select_rows(
                 "SELECT p.sku, p.id, pr.valid_from, pr.valid_to, pr.price "
                 "FROM inventory_product p LEFT JOIN inventory_price pr "
-                "ON pr.product_id = p.id AND pr.price_list_id = %b WHERE p.sku = ANY(%b)",
-                [store.price_list_id, sorted(skus)],
+                "ON pr.product_id = p.id AND pr.price_list_id = %b "
+                "WHERE p.sku = ANY(%b::text[])",
+                [store.price_list_id, array_literal(sorted(skus), quote=True)],
             )
         else:
             products = dict(Product.objects.filter(sku__in=skus).values_list("id", "sku"))
@@ -108,15 +106,22 @@ class Applier:
         self.catalogue = catalogue
         self.now = now
         self.problems = problems
+        self.store_id = store.pk
         self.location_id = store.stock_location_id
         self.tz = store.tzinfo
-        self._sales: list[SaleRow] = []
-        self._moves: list[Move] = []
+        self._now_text = now.isoformat()
+        # Rows as the record functions take them (stores.records' SALE_COLUMNS, LINE_COLUMNS,
+        # TENDER_COLUMNS; inventory.ledger's MOVE_COLUMNS), built as the events are applied:
+        # about 6,000 a batch, so no object per row in between.
+        self._sales: list[tuple[Any, ...]] = []
+        self._lines: list[tuple[Any, ...]] = []
+        self._tenders: list[tuple[Any, ...]] = []
+        self._moves: list[tuple[Any, ...]] = []
         self._cash: list[CashMovementRow] = []
         self._devices: list[DeviceReportRow] = []
-        # Stock level changes not applied yet, and the last move of each (for messages).
+        # Stock level changes not applied yet, and the moves they come from (for messages).
         self._deltas: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
-        self._last_move: dict[tuple[int, int], Move] = {}
+        self._flushed_moves: list[tuple[Any, ...]] = []
 
     # --- entry point ---------------------------------------------------------------------
 
@@ -193,50 +198,53 @@ class Applier:
     def flush_rows(self) -> None:
         """Write the rows collected so far; their stock level changes wait for
         :meth:`levels_apply`, which must run before the transaction ends."""
-        sales_record(sales=self._sales, received_at=self.now)
+        sale_rows_record(sales=self._sales, lines=self._lines, tenders=self._tenders)
         cash_movements_record(movements=self._cash)
         device_reports_record(reports=self._devices)
-        stock_moves_append(moves=self._moves, now=self.now)
-        for key, delta in level_deltas(self._moves).items():
-            self._deltas[key] += delta
-        self._last_move.update({(m.location_id, m.product_id): m for m in self._moves})
-        self._sales, self._moves, self._cash, self._devices = [], [], [], []
+        stock_move_rows_append(rows=self._moves)
+        row_level_deltas(self._moves, into=self._deltas)
+        self._flushed_moves += self._moves
+        self._sales, self._lines, self._tenders, self._moves = [], [], [], []
+        self._cash, self._devices = [], []
 
     def levels_apply(self) -> None:
         """Apply the flushed moves to stock levels, and raise ``negative_stock`` where a level
         went below zero. Its row locks make every other batch that sells one of these SKUs
         wait until this transaction ends, so ingestion calls it as late as it can."""
         levels = stock_levels_apply(deltas=self._deltas, now=self.now, negative_only=True)
-        self._check_negative(levels, self._last_move)
-        self._deltas, self._last_move = defaultdict(Decimal), {}
+        self._check_negative(levels, self._flushed_moves)
+        self._deltas, self._flushed_moves = defaultdict(Decimal), []
 
     # --- by type ---------------------------------------------------------------------------
 
     def _sale(self, envelope: schema.Envelope, data: schema.SaleData, register_id: int) -> None:
-        # One pass over the lines builds the sale line and its stock move and checks the line
-        # (the hot loop of a push: about 2,000 lines a batch); the sale's totals are checked
-        # after it.
+        # One pass over the lines builds the sale line and its stock move as rows and checks
+        # the line (the hot loop of a push: about 2,000 lines a batch); the sale's totals are
+        # checked after it. Amounts go into the rows as the decimal strings they arrived as
+        # (validated by the schema), the computed tax and net as Decimals.
         is_return = envelope.type == "return"
         catalogue = self.catalogue
         rates = catalogue.tax_rates
         products = catalogue.products
         money = catalogue.money
         list_price = catalogue.list_price
+        line_rows = self._lines
         moves = self._moves
-        location_id = self.location_id
+        location_id, store_id, now_text = self.location_id, self.store_id, self._now_text
         sign = Decimal(1) if is_return else Decimal(-1)
         kind = "return" if is_return else "sale"
         event_id, day, receipt = envelope.event_id, envelope.business_date, data.receipt_no
+        # The sale's id and day as text once, for its own row, its lines', tenders' and moves'.
+        event_text, day_text = str(event_id), day.isoformat()
         common = {"register_id": register_id, "business_date": day, "event_id": event_id}
         if data.currency != self.store.currency_id:
             self._problem(
                 Type.CURRENCY_MISMATCH,
-                str(event_id),
+                event_text,
                 f"Receipt {receipt} is in {data.currency}; the store sells in "
                 f"{self.store.currency_id}.",
                 **common,
             )
-        lines = []
         wrong: list[dict[str, str]] = []
         lines_total = tax_total = exclusive_tax = ZERO
         tax_known = True
@@ -244,7 +252,6 @@ class Applier:
             total = Decimal(line.line_total)
             qty = Decimal(line.qty)
             unit_price = Decimal(line.unit_price)
-            discount = Decimal(line.discount)
             product_id = products[line.sku]
             lines_total += total
             tax = net = None
@@ -259,7 +266,7 @@ class Applier:
                 else:
                     net = total
                     exclusive_tax += tax
-            expected = money(qty * unit_price - discount)
+            expected = money(qty * unit_price - Decimal(line.discount))
             if expected != total:
                 wrong.append(
                     {"line_no": str(line.line_no), "expected": str(expected),
@@ -278,71 +285,31 @@ class Applier:
                                  "list_price": None if listed is None else str(listed)},
                         **common,
                     )  # fmt: skip
-            lines.append(
-                LineRow(
-                    line_no=line.line_no,
-                    sku=line.sku,
-                    qty=qty,
-                    unit_price=unit_price,
-                    discount=discount,
-                    tax_code=line.tax_code,
-                    line_total=total,
-                    price_override_reason=line.price_override_reason or "",
-                    original_line_no=line.original_line_no,
-                    tax=tax,
-                    net=net,
-                )
-            )
+            line_rows.append(
+                (event_text, line.line_no, line.sku, line.qty, line.unit_price, line.discount,
+                 line.tax_code, line.line_total, line.price_override_reason or "",
+                 line.original_line_no, store_id, day_text, tax, net)
+            )  # fmt: skip
             moves.append(
-                Move(
-                    location_id=location_id,
-                    product_id=product_id,
-                    qty_delta=sign * qty,
-                    kind=kind,
-                    business_date=day,
-                    source_event=event_id,
-                    line_no=line.line_no,
-                    reference=receipt,
-                )
-            )
-        tenders = []
+                (location_id, product_id, sign * qty, kind, "", receipt, day_text, event_text,
+                 line.line_no, now_text)
+            )  # fmt: skip
         paid = ZERO
-        for t in data.tenders:
-            amount, change = Decimal(t.amount), Decimal(t.change)
-            paid += amount - change
-            tenders.append(
-                TenderRow(
-                    method=t.method,
-                    amount=amount,
-                    change=change,
-                    reference=t.reference or "",
-                    offline_authorized=t.offline_authorized,
-                )
-            )
+        for position, t in enumerate(data.tenders, start=1):
+            paid += Decimal(t.amount) - Decimal(t.change)
+            self._tenders.append(
+                (event_text, position, t.method, t.amount, t.change, t.reference or "",
+                 t.offline_authorized, store_id, day_text)
+            )  # fmt: skip
         totals = data.totals
         net_total, tax, gross = Decimal(totals.net), Decimal(totals.tax), Decimal(totals.gross)
+        original = getattr(data, "original_event_id", None)
         self._sales.append(
-            SaleRow(
-                event_id=event_id,
-                type=envelope.type,
-                store_id=self.store.pk,
-                register_id=register_id,
-                seq=envelope.seq,
-                receipt_no=receipt,
-                basket_id=data.basket_id or "",
-                session_id=data.session_id or "",
-                cashier=data.cashier or "",
-                currency=data.currency,
-                net=net_total,
-                tax=tax,
-                gross=gross,
-                occurred_at=envelope.occurred_at,
-                business_date=day,
-                original_event=getattr(data, "original_event_id", None),
-                lines=lines,
-                tenders=tenders,
-            )
-        )
+            (event_text, envelope.type, store_id, register_id, envelope.seq, receipt,
+             data.basket_id or "", data.session_id or "", data.cashier or "", data.currency,
+             totals.net, totals.tax, totals.gross, envelope.occurred_at, day_text,
+             None if original is None else str(original), now_text)
+        )  # fmt: skip
         self._check_totals(
             receipt=receipt, totals=totals, net=net_total, tax=tax, gross=gross, wrong=wrong,
             tax_known=tax_known, tax_total=tax_total, gross_expected=lines_total + exclusive_tax,
@@ -390,20 +357,13 @@ class Applier:
             )  # fmt: skip
 
     def _adjustment(self, envelope: schema.Envelope, data: schema.StockAdjustmentData) -> None:
+        event_text, day_text = str(envelope.event_id), envelope.business_date.isoformat()
         for line_no, line in enumerate(data.lines, start=1):
             self._moves.append(
-                Move(
-                    location_id=self.location_id,
-                    product_id=self.catalogue.products[line.sku],
-                    qty_delta=Decimal(line.qty_delta),
-                    kind="adjustment",
-                    business_date=envelope.business_date,
-                    source_event=envelope.event_id,
-                    line_no=line_no,
-                    reason=line.reason,
-                    reference=line.reference or "",
-                )
-            )
+                (self.location_id, self.catalogue.products[line.sku], Decimal(line.qty_delta),
+                 "adjustment", line.reason, (line.reference or "")[:120], day_text, event_text,
+                 line_no, self._now_text)
+            )  # fmt: skip
 
     def _count(self, envelope: schema.Envelope, data: schema.StockCountData) -> None:
         self.flush()  # book stock as of this point in the sequence
@@ -452,18 +412,25 @@ class Applier:
             )
 
     def _check_negative(
-        self, levels: dict[tuple[int, int], Decimal], last: dict[tuple[int, int], Move]
+        self, levels: dict[tuple[int, int], Decimal], moves: list[tuple[Any, ...]]
     ) -> None:
+        """``negative_stock`` for each level below zero, naming the last of ``moves`` (rows in
+        MOVE_COLUMNS order) that changed it."""
+        negative = {key: qty for key, qty in levels.items() if qty < 0}
+        if not negative:
+            return
+        last: dict[tuple[int, int], tuple[Any, ...]] = {}
+        for row in reversed(moves):
+            last.setdefault((row[0], row[1]), row)
         skus = {pid: sku for sku, pid in self.catalogue.products.items()}
-        for (location_id, product_id), qty in levels.items():
-            if qty < 0:
-                move = last[(location_id, product_id)]
-                self._problem(
-                    Type.NEGATIVE_STOCK,
-                    f"{location_id}:{product_id}:{move.business_date}",
-                    f"{skus.get(product_id, product_id)} is at {qty} in stock at "
-                    f"{self.store.code} after {move.kind} {move.source_event}.",
-                    business_date=move.business_date,
-                    event_id=move.source_event,
-                    details={"sku": skus.get(product_id), "qty": str(qty)},
-                )
+        for (location_id, product_id), qty in negative.items():
+            _, _, _, kind, _, _, day_text, event_text, _, _ = last[(location_id, product_id)]
+            self._problem(
+                Type.NEGATIVE_STOCK,
+                f"{location_id}:{product_id}:{day_text}",
+                f"{skus.get(product_id, product_id)} is at {qty} in stock at "
+                f"{self.store.code} after {kind} {event_text}.",
+                business_date=dt.date.fromisoformat(day_text),
+                event_id=uuid.UUID(event_text),
+                details={"sku": skus.get(product_id), "qty": str(qty)},
+            )

@@ -7,6 +7,7 @@ Whole-batch problems raise an :class:`~erp.errors.ApplicationError` (``malformed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -135,7 +136,7 @@ def parse_event(position: int, raw: bytes) -> Incoming:
         incoming.error = ("invalid_event", f"The event is not valid: {_message(exc)}.")
         return incoming
     try:
-        data = msgspec.convert(envelope.data, schema.DATA_TYPES[envelope.type])
+        data = _data_convert(envelope.type, envelope.data)
     except msgspec.ValidationError as exc:
         # msgspec's path starts at the data object; name the place within the event.
         text = _message(exc)
@@ -153,6 +154,22 @@ def parse_event(position: int, raw: bytes) -> Incoming:
     incoming.data = data
     incoming.event_id = str(envelope.event_id)
     return incoming
+
+
+def _data_convert(kind: str, value: dict[str, Any]) -> Any:
+    """An event's data as its type's structure; raises msgspec.ValidationError.
+
+    Sales and returns take the fast path (see ``schema.LOOSE_DATA_TYPES``); on any failure
+    there, the strict conversion raises the error that names the field.
+    """
+    loose = schema.LOOSE_DATA_TYPES.get(kind)
+    if loose is not None:
+        loose_type, decimals_valid = loose
+        with contextlib.suppress(msgspec.ValidationError):
+            data = msgspec.convert(value, loose_type)
+            if decimals_valid(data):
+                return data
+    return msgspec.convert(value, schema.DATA_TYPES[kind])
 
 
 # A NUL character, escaped in canonical JSON (an even run of backslashes before it is text).

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from erp.bulk import insert_rows, select_rows
+from erp.bulk import array_literal, insert_rows, select_rows
 from erp.errors import ApplicationError
 from stores.models import NodeKey, Register, Sale, Store
 from sync.exception_queue import Problem, Type, exceptions_raise, exceptions_resolve_automatically
@@ -164,19 +164,20 @@ def _process(
     register_ids = sorted({register_pk[e.envelope.register] for e in valid})
     states = _lock_register_states(store=store, register_ids=register_ids)
 
-    ids = [e.envelope.event_id for e in valid]
     if connection.vendor == "postgresql":
-        # Binary array parameters: one round trip per lookup, whatever the batch size.
+        # One round trip per lookup, whatever the batch size; keys as array literals.
+        id_array = array_literal(e.event_id for e in valid)
         stored = dict(
             select_rows(
-                "SELECT event_id, content_hash FROM sync_event WHERE event_id = ANY(%b)", [ids]
+                "SELECT event_id, content_hash FROM sync_event WHERE event_id = ANY(%b::uuid[])",
+                [id_array],
             )
         )
         conflict_rows = (
             select_rows(
                 "SELECT event_id, content_hash, reason FROM sync_eventconflict "
-                "WHERE event_id = ANY(%b)",
-                [ids],
+                "WHERE event_id = ANY(%b::uuid[])",
+                [id_array],
             )
             if stored or not valid
             else []
@@ -190,9 +191,10 @@ def _process(
             "SELECT e.register_id, e.seq, e.event_id "
             "FROM unnest(%b::bigint[], %b::bigint[]) AS k(register_id, seq) "
             "JOIN sync_event e ON e.register_id = k.register_id AND e.seq = k.seq",
-            [[r for r, _ in pairs], [n for _, n in pairs]],
+            [array_literal(r for r, _ in pairs), array_literal(n for _, n in pairs)],
         )
     else:
+        ids = [e.envelope.event_id for e in valid]
         stored = dict(
             Event.objects.filter(event_id__in=ids).values_list("event_id", "content_hash")
         )
@@ -377,8 +379,9 @@ def _returns_wait_for(sales: list[str]) -> bool:
         return bool(
             select_rows(
                 "SELECT 1 FROM sync_event WHERE status = 'held' "
-                "AND hold_reason = 'original_not_received' AND waiting_for = ANY(%b) LIMIT 1",
-                [sales],
+                "AND hold_reason = 'original_not_received' AND waiting_for = ANY(%b::text[]) "
+                "LIMIT 1",
+                [array_literal(sales)],  # event ids as text: nothing to quote
             )
         )
     return Event.objects.filter(
