@@ -18,8 +18,9 @@ ingestion tables:
 Before each measurement the tables are vacuumed and analysed and a checkpoint is taken, so no
 set-up work (the truncate, the prefill's gigabytes of WAL) is still being written out during
 it. It prints sales/s, rows/s (the rows of the five ledger tables plus stock-level upserts), p50
-and p99 batch latency, the checkpoints PostgreSQL ran during each run, and the ratio to the
-COPY rate measured in the same run. With ``--prefill`` the reference is measured twice, at the
+and p99 batch latency, the CPU time gunicorn and PostgreSQL spent per batch (from /proc: on
+two cores, what bounds the 4-client rate and latency), the checkpoints PostgreSQL ran during
+each run, and the ratio to the COPY rate measured in the same run. With ``--prefill`` the reference is measured twice, at the
 start and again (on empty tables) just before the runs with stored sales, and each run is
 compared with the one measured just before it: this machine's speed drifts by up to a half
 within a run of this length, which one reference at the start attributed to the code.
@@ -63,7 +64,6 @@ def q(value: Decimal) -> str:
 # --- setup ---------------------------------------------------------------------------------------
 
 
-TRACE: list = []
 BROKER = "redis://127.0.0.1:6379/7"
 
 
@@ -335,7 +335,6 @@ def push_stream(port: int, key: str, bodies: list[bytes], latencies: list[float]
         response = conn.getresponse()
         data = response.read()
         latencies.append(time.perf_counter() - started)
-        TRACE.append((started, latencies[-1], threading.current_thread().name, len(latencies)))
         if response.status != 200:
             raise RuntimeError(f"push answered {response.status}: {data[:300]!r}")
     conn.close()
@@ -378,22 +377,33 @@ def _ledger_rows(pg: str) -> int:
         ).fetchone()[0]
 
 
-def _cpu() -> dict:
-    out: dict = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
+def cpu_seconds(server_pid: int) -> tuple[float, float]:
+    """CPU time used so far by gunicorn (the master and its workers) and by PostgreSQL (all
+    its processes: the workers' backends, the WAL writer, the checkpointer …), from /proc. A
+    backend that exits takes its time with it; the workers' stay connected for the run."""
+    tick = os.sysconf("SC_CLK_TCK")
+    server = database = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
             continue
         try:
-            comm = open(f"/proc/{pid}/comm").read().strip()
-            st = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
         except OSError:
-            continue
-        name = "client" if int(pid) == os.getpid() else "pg" if comm.startswith("postgres") else ("gunicorn" if "gunicorn" in comm or "python" in comm else "other")
-        out[name] = out.get(name, 0) + (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
-    return out
+            continue  # gone meanwhile
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        used = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        if int(entry) == server_pid or int(fields[1]) == server_pid:  # fields[1]: parent
+            server += used
+        elif name == "postgres":
+            database += used
+    return server, database
 
 
-def run_http(pg: str, port: int, key: str, streams: list[list[list[dict]]]) -> dict:
+def run_http(
+    pg: str, port: int, key: str, streams: list[list[list[dict]]], server_pid: int
+) -> dict:
     bodies = [
         [json.dumps({"batch_id": str(uuid.uuid4()), "node_time": dt.datetime.now(dt.UTC).isoformat(),
                      "events": b}).encode() for b in stream]
@@ -406,32 +416,16 @@ def run_http(pg: str, port: int, key: str, streams: list[list[list[dict]]]) -> d
         threading.Thread(target=push_stream, args=(port, key, b, lat))
         for b, lat in zip(bodies, latencies, strict=True)
     ]
-    cpu0 = _cpu()
-    stop = threading.Event()
-    waits: dict = {}
-    def sampler():
-        with psycopg.connect(f"{pg}/{DB}", autocommit=True) as c:
-            while not stop.is_set():
-                for row in c.execute("SELECT coalesce(wait_event_type,'CPU'), coalesce(wait_event,''), left(query, 60) FROM pg_stat_activity WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid()").fetchall():
-                    waits[row] = waits.get(row, 0) + 1
-                time.sleep(0.005)
-    sam = threading.Thread(target=sampler); sam.start()
+    cpu_before = cpu_seconds(server_pid)
     started = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - started
-    cpu1 = _cpu()
-    stop.set(); sam.join()
-    for k, v in sorted(waits.items(), key=lambda x: -x[1])[:25]:
-        print(f"{v:6d} {k}")
-    print("CPU s:", {k: round(cpu1.get(k, 0) - cpu0.get(k, 0), 2) for k in cpu1}, "per batch ms:", {k: round((cpu1.get(k, 0) - cpu0.get(k, 0)) / sum(len(b) for b in bodies) * 1000, 1) for k in cpu1}, flush=True)
+    cpu_after = cpu_seconds(server_pid)
+    batches = sum(len(b) for b in bodies)
     flat = sorted(x for lat in latencies for x in lat)
-    if os.environ.get("TRACE_FILE"):
-        with open(os.environ["TRACE_FILE"] + f".{len(streams)}.{rows_before}", "w") as fh:
-            json.dump([(a - started, b, c, d) for a, b, c, d in TRACE], fh)
-    TRACE.clear()
     sales = sum(len(b) for s in streams for b in s)
     rows = _ledger_rows(pg) - rows_before
     with psycopg.connect(f"{pg}/{DB}") as conn:
@@ -448,6 +442,8 @@ def run_http(pg: str, port: int, key: str, streams: list[list[list[dict]]]) -> d
         "rows": rows,
         "p50_ms": statistics.median(flat) * 1000,
         "p99_ms": flat[min(len(flat) - 1, int(len(flat) * 0.99))] * 1000,
+        "server_cpu_ms": (cpu_after[0] - cpu_before[0]) / batches * 1000,
+        "pg_cpu_ms": (cpu_after[1] - cpu_before[1]) / batches * 1000,
     }
 
 
@@ -502,7 +498,9 @@ def main() -> None:
         scenarios = [("1 client", one), ("4 clients", four)]
         for label, streams in scenarios:
             truncate(args.pg)
-            results.append((label, 0, run_http(args.pg, port, keys["BER1"], streams), 0))
+            results.append(
+                (label, 0, run_http(args.pg, port, keys["BER1"], streams, server.pid), 0)
+            )
         if args.prefill:
             references.append(
                 (
@@ -513,9 +511,8 @@ def main() -> None:
             for label, streams in scenarios:
                 truncate(args.pg)
                 prefill(args.pg, args.prefill)
-                results.append(
-                    (label, args.prefill, run_http(args.pg, port, keys["BER1"], streams), 1)
-                )
+                result = run_http(args.pg, port, keys["BER1"], streams, server.pid)
+                results.append((label, args.prefill, result, 1))
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(10)
@@ -523,19 +520,21 @@ def main() -> None:
 
     print()
     print(
-        "| scenario | stored sales | sales/s | rows/s | × COPY | p50 batch | p99 batch | checkpoints |"
+        "| scenario | stored sales | sales/s | rows/s | × COPY | p50 batch | p99 batch | "
+        "CPU per batch: gunicorn + PostgreSQL | checkpoints |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for group, (when, sales_rate, rows_rate) in enumerate(references):
         print(f"| COPY, 1 stream (reference, {when}) | 0 | {sales_rate:,.0f} | {rows_rate:,.0f} | "
-              "1.00 | | | |")  # fmt: skip
+              "1.00 | | | | |")  # fmt: skip
         for label, stored, r, of in results:
             if of != group:
                 continue
             rate = r["sales"] / r["seconds"]
             print(f"| HTTP push, {label} | {stored:,} | {rate:,.0f} | "
                   f"{r['rows'] / r['seconds']:,.0f} | {rate / sales_rate:.2f} | "
-                  f"{r['p50_ms']:.0f} ms | {r['p99_ms']:.0f} ms | {r['checkpoints']} |")  # fmt: skip
+                  f"{r['p50_ms']:.0f} ms | {r['p99_ms']:.0f} ms | "
+                  f"{r['server_cpu_ms']:.0f} + {r['pg_cpu_ms']:.0f} ms | {r['checkpoints']} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -125,11 +125,27 @@ class Applier:
 
     # --- entry point ---------------------------------------------------------------------
 
-    def apply(self, envelope: schema.Envelope, data: Any, register_id: int) -> None:
+    def apply(
+        self,
+        envelope: schema.Envelope,
+        data: Any,
+        register_id: int,
+        *,
+        day_text: str | None = None,
+        occurred_text: str | None = None,
+    ) -> None:
+        """Apply one event. ``day_text`` and ``occurred_text``: its business date and
+        occurred_at as ISO text, if the caller has them already (formatted once per event)."""
         self._check_business_date(envelope, register_id)
         kind = envelope.type
         if kind in ("sale", "return"):
-            self._sale(envelope, data, register_id)
+            self._sale(
+                envelope,
+                data,
+                register_id,
+                day_text or envelope.business_date.isoformat(),
+                occurred_text or envelope.occurred_at.isoformat(),
+            )
         elif kind == "stock_adjustment":
             self._adjustment(envelope, data)
         elif kind == "stock_count":
@@ -217,7 +233,14 @@ class Applier:
 
     # --- by type ---------------------------------------------------------------------------
 
-    def _sale(self, envelope: schema.Envelope, data: schema.SaleData, register_id: int) -> None:
+    def _sale(
+        self,
+        envelope: schema.Envelope,
+        data: schema.SaleData,
+        register_id: int,
+        day_text: str,
+        occurred_text: str,
+    ) -> None:
         # One pass over the lines builds the sale line and its stock move as rows and checks
         # the line (the hot loop of a push: about 2,000 lines a batch); the sale's totals are
         # checked after it. Amounts go into the rows as the decimal strings they arrived as
@@ -235,7 +258,7 @@ class Applier:
         kind = "return" if is_return else "sale"
         event_id, day, receipt = envelope.event_id, envelope.business_date, data.receipt_no
         # The sale's id and day as text once, for its own row, its lines', tenders' and moves'.
-        event_text, day_text = str(event_id), day.isoformat()
+        event_text = str(event_id)
         common = {"register_id": register_id, "business_date": day, "event_id": event_id}
         if data.currency != self.store.currency_id:
             self._problem(
@@ -307,7 +330,7 @@ class Applier:
         self._sales.append(
             (event_text, envelope.type, store_id, register_id, envelope.seq, receipt,
              data.basket_id or "", data.session_id or "", data.cashier or "", data.currency,
-             totals.net, totals.tax, totals.gross, envelope.occurred_at, day_text,
+             totals.net, totals.tax, totals.gross, occurred_text, day_text,
              None if original is None else str(original), now_text)
         )  # fmt: skip
         self._check_totals(

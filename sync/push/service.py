@@ -264,9 +264,12 @@ def _process(
     applied_sales: list[str] = []  # as the applier's applied_sales, as text
     for e in new:
         env = e.envelope
+        # Formatted once, for the event's row and its sale's.
+        day_text, occurred_text = env.business_date.isoformat(), env.occurred_at.isoformat()
         hold = hold_reason(env.type, e.data, catalogue, sales_known)
         if hold is None:
-            applier.apply(env, e.data, register_pk[env.register])
+            applier.apply(env, e.data, register_pk[env.register], day_text=day_text,
+                          occurred_text=occurred_text)  # fmt: skip
             if env.type == "sale":
                 sales_known.add(env.event_id)
                 applied_sales.append(e.event_id)
@@ -282,7 +285,7 @@ def _process(
         event_rows.append(
             (
                 e.event_id, store_pk, register_pk[env.register], env.seq, env.type,
-                env.occurred_at, env.business_date, now_text, batch_text, e.content_hash,
+                occurred_text, day_text, now_text, batch_text, e.content_hash,
                 e.canonical.decode(), "applied" if hold is None else "held",
                 "" if hold is None else hold[0], "" if hold is None else hold[1],
                 now_text if hold is None else None,

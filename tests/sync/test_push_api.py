@@ -892,6 +892,22 @@ def test_negative_stock_is_accepted_and_raises_an_exception(push, r1: Till, prod
     exc = of_type(Type.NEGATIVE_STOCK).get()
     assert exc.details == {"sku": SKU_B, "qty": "-2.000"} or Decimal(exc.details["qty"]) == -2
     assert StockLevel.objects.get(product=products[SKU_B]).qty == Decimal("-2")
+    # It names the move that took the level below zero: the sale, on its business date.
+    assert str(exc.event_id) == sale["event_id"]
+    assert exc.business_date.isoformat() == sale["business_date"]
+    assert f"after sale {sale['event_id']}" in exc.message
+
+
+def test_negative_stock_names_the_last_move_of_the_batch(push, r1: Till, products) -> None:
+    first = r1.sale([(SKU_B, "1", "2.50")])
+    second = r1.sale([(SKU_B, "2", "2.50")])
+
+    assert statuses(ok(push(batch([first, second])))) == ["accepted", "accepted"]
+
+    exc = of_type(Type.NEGATIVE_STOCK).get()
+    assert Decimal(exc.details["qty"]) == -3
+    assert str(exc.event_id) == second["event_id"]
+    assert f"after sale {second['event_id']}" in exc.message
 
 
 def test_currency_mismatch_is_accepted(push, r1: Till) -> None:
