@@ -23,10 +23,12 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import msgspec
 
 # Amounts: up to 10 integer digits and 4 decimals (the columns' precision). Quantities: 3.
+# Anchored with \Z, not $: msgspec searches with Python's re, whose $ also matches before a
+# final newline ("2\n" would pass, and reach the database).
 _MONEY = r"-?[0-9]{1,10}(\.[0-9]{1,4})?"
 _QTY = r"-?[0-9]{1,10}(\.[0-9]{1,3})?"
-Money = Annotated[str, msgspec.Meta(pattern=f"^{_MONEY}$")]
-Qty = Annotated[str, msgspec.Meta(pattern=f"^{_QTY}$")]
+Money = Annotated[str, msgspec.Meta(pattern=rf"^{_MONEY}\Z")]
+Qty = Annotated[str, msgspec.Meta(pattern=rf"^{_QTY}\Z")]
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 ShortCode = Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
 Text = Annotated[str, msgspec.Meta(max_length=500)]
@@ -106,7 +108,7 @@ class Totals(msgspec.Struct, gc=False):
 
 class SaleData(msgspec.Struct, gc=False):
     receipt_no: Code
-    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}\Z")]
     lines: Annotated[list[SaleLine], msgspec.Meta(min_length=1, max_length=1000)]
     tenders: Annotated[list[SaleTender], msgspec.Meta(max_length=50)]
     totals: Totals

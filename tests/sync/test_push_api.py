@@ -292,6 +292,8 @@ INVALID_EVENTS: dict[str, tuple[Callable[[dict], None], str]] = {
         _set("1.99999", "data", "lines", 0, "unit_price"),
         "$.data.lines[0].unit_price",
     ),
+    "bad decimal: a final newline": (_set("2\n", "data", "lines", 0, "qty"), "$.data.lines[0].qty"),
+    "currency with a final newline": (_set("EUR\n", "data", "currency"), "$.data.currency"),
     "naive occurred_at": (_set("2026-11-23T10:00:00", "occurred_at"), "$.occurred_at"),
     "unknown type": (_set("refund", "type"), "$.type"),
 }

@@ -15,18 +15,19 @@ from hypothesis import strategies as st
 from sync.push import schema
 from sync.push.parse import _data_convert
 
-MONEY = re.compile(f"^{schema._MONEY}$")
-QTY = re.compile(f"^{schema._QTY}$")
+# The strict patterns, as msgspec applies them (re.search).
+MONEY = re.compile(schema.Money.__metadata__[0].pattern)
+QTY = re.compile(schema.Qty.__metadata__[0].pattern)
 
 # Text near the edge of a decimal string: digits, signs, points, the run separator, exponents,
-# spaces and a non-ASCII digit (which Python's \d, unlike [0-9], would accept).
-decimal_like = st.text(alphabet="0123456789-.,e +\u0661", max_size=18)
+# spaces, newlines and a non-ASCII digit (which Python's \d, unlike [0-9], would accept).
+decimal_like = st.text(alphabet="0123456789-.,e +\n\u0661", max_size=18)
 
 
 @given(st.lists(decimal_like, min_size=1, max_size=8))
 def test_a_run_of_values_matches_when_each_matches(values: list[str]) -> None:
-    assert schema._runs_match(schema._MONEY_RUN, values) == all(MONEY.match(v) for v in values)
-    assert schema._runs_match(schema._QTY_RUN, values) == all(QTY.match(v) for v in values)
+    assert schema._runs_match(schema._MONEY_RUN, values) == all(MONEY.search(v) for v in values)
+    assert schema._runs_match(schema._QTY_RUN, values) == all(QTY.search(v) for v in values)
 
 
 def _shape(cls: type[msgspec.Struct]) -> list[tuple[str, Any]]:
@@ -91,6 +92,7 @@ CASES = {
     "two values in one": _with((("tenders", 0, "change"), "0,0")),
     "too long": _with((("lines", 0, "line_total"), "12345678901234567")),
     "JSON number": _with((("lines", 0, "qty"), 2)),
+    "a final newline": _with((("lines", 0, "qty"), "2\n")),
     # Two problems: the strict conversion names the first in field order, and so must the
     # fast path (a bad decimal in line 0, a missing SKU in line 1).
     "bad decimal, then a missing field": _with(
