@@ -65,13 +65,15 @@ def stock_moves_record(
 ) -> dict[tuple[int, int], Decimal]:
     """Append ``moves`` and apply them to stock levels. Returns the new level of every
     (location, product) touched."""
-    stock_moves_append(moves=moves, now=now)
-    return stock_levels_apply(deltas=level_deltas(moves), now=now)
+    rows = _move_rows(moves=moves, now=now)
+    stock_move_rows_append(rows=rows)
+    deltas: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
+    row_level_deltas(rows, into=deltas)
+    return stock_levels_apply(deltas=deltas, now=now)
 
 
-def stock_moves_append(*, moves: Sequence[Move], now: dt.datetime) -> None:
-    """Append ``moves`` to the ledger without touching levels: the caller applies their
-    :func:`level_deltas` with :func:`stock_levels_apply` in the same transaction."""
+def _move_rows(*, moves: Sequence[Move], now: dt.datetime) -> list[tuple[Any, ...]]:
+    """``moves`` as rows for :func:`stock_move_rows_append`."""
     # A sale's moves are consecutive and share its id and day: each as text once (see
     # insert_rows' typed), and now once.
     rows = []
@@ -96,7 +98,7 @@ def stock_moves_append(*, moves: Sequence[Move], now: dt.datetime) -> None:
                 created,
             )
         )
-    stock_move_rows_append(rows=rows)
+    return rows
 
 
 def stock_move_rows_append(*, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -111,14 +113,6 @@ def row_level_deltas(rows: Iterable[tuple[Any, ...]], into: dict[tuple[int, int]
     """Add the level changes of move ``rows`` (:data:`MOVE_COLUMNS` order) to ``into``."""
     for row in rows:
         into[(row[0], row[1])] += row[2]
-
-
-def level_deltas(moves: Iterable[Move]) -> dict[tuple[int, int], Decimal]:
-    """The change of each (location, product) level that ``moves`` make."""
-    totals: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
-    for move in moves:
-        totals[(move.location_id, move.product_id)] += move.qty_delta
-    return totals
 
 
 def stock_levels_apply(

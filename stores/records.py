@@ -9,60 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from erp.bulk import insert_rows
-
-
-# slots, not frozen: a 500-sale batch builds thousands of these, and a frozen dataclass takes
-# about three times as long to construct (object.__setattr__ per field).
-@dataclass(slots=True)
-class LineRow:
-    line_no: int
-    sku: str
-    qty: Decimal
-    unit_price: Decimal
-    discount: Decimal
-    tax_code: str
-    line_total: Decimal
-    price_override_reason: str
-    original_line_no: int | None
-    tax: Decimal | None = None  # as checked at ingestion (None: an unknown tax code)
-    net: Decimal | None = None
-
-
-@dataclass(slots=True)
-class TenderRow:
-    method: str
-    amount: Decimal
-    change: Decimal
-    reference: str
-    offline_authorized: bool
-
-
-@dataclass(slots=True)
-class SaleRow:
-    event_id: uuid.UUID
-    type: str
-    store_id: int
-    register_id: int
-    seq: int
-    receipt_no: str
-    basket_id: str
-    session_id: str
-    cashier: str
-    currency: str
-    net: Decimal
-    tax: Decimal
-    gross: Decimal
-    occurred_at: dt.datetime
-    business_date: dt.date
-    original_event: uuid.UUID | None
-    lines: Sequence[LineRow] = field(default_factory=tuple)
-    tenders: Sequence[TenderRow] = field(default_factory=tuple)
-
 
 # Sales, lines and tenders as rows, in the order :func:`sale_rows_record` takes them.
 SALE_COLUMNS = (
@@ -84,44 +35,6 @@ TENDER_COLUMNS = (
     ("change", "numeric"), ("reference", "text"), ("offline_authorized", "boolean"),
     ("store_id", "bigint"), ("business_date", "date"),
 )  # fmt: skip
-
-
-def sales_record(*, sales: Sequence[SaleRow], received_at: dt.datetime) -> None:
-    """Record sales and returns with their lines and tenders."""
-    if not sales:
-        return
-    # Each sale's id and day as text once, for its own row and its lines' and tenders' (see
-    # insert_rows' typed), and received_at once.
-    ids = [str(s.event_id) for s in sales]
-    days = [s.business_date.isoformat() for s in sales]
-    received = received_at.isoformat()
-    sale_rows_record(
-        sales=[
-            (
-                sid, s.type, s.store_id, s.register_id, s.seq, s.receipt_no, s.basket_id,
-                s.session_id, s.cashier, s.currency, s.net, s.tax, s.gross, s.occurred_at,
-                day, None if s.original_event is None else str(s.original_event), received,
-            )
-            for sid, day, s in zip(ids, days, sales, strict=True)
-        ],
-        lines=[
-            (
-                sid, ln.line_no, ln.sku, ln.qty, ln.unit_price, ln.discount, ln.tax_code,
-                ln.line_total, ln.price_override_reason, ln.original_line_no, s.store_id, day,
-                ln.tax, ln.net,
-            )
-            for sid, day, s in zip(ids, days, sales, strict=True)
-            for ln in s.lines
-        ],
-        tenders=[
-            (
-                sid, position, t.method, t.amount, t.change, t.reference,
-                t.offline_authorized, s.store_id, day,
-            )
-            for sid, day, s in zip(ids, days, sales, strict=True)
-            for position, t in enumerate(s.tenders, start=1)
-        ],
-    )  # fmt: skip
 
 
 def sale_rows_record(

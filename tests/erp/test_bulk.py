@@ -1,5 +1,6 @@
-"""``insert_rows(typed=True)`` takes uuid, date and timestamptz columns as objects or as their
-text, and both store the same values (PostgreSQL COPY; SQLite in Django's storage formats)."""
+"""``insert_rows(typed=True)`` takes uuid, date, timestamptz and numeric columns as objects or as
+their text, and both store the same values (PostgreSQL COPY; SQLite in Django's storage
+formats)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from erp.bulk import insert_rows
 from inventory.ledger import stock_levels_apply
 from inventory.models import StockLevel, StockMove
 from stores.models import Sale
-from stores.records import SaleRow, sales_record
+from stores.records import sale_rows_record
 from tests.factories import ProductFactory, RegisterFactory, StockLocationFactory
 
 pytestmark = pytest.mark.django_db
@@ -51,26 +52,41 @@ def test_text_and_objects_store_the_same_uuid_date_and_instant() -> None:
 
 def test_a_nullable_uuid_column_given_as_text_after_a_null() -> None:
     """The type a column is copied as is taken from its first value that is not None: a sale
-    without an original, then a return with one (both as text by ``sales_record``)."""
+    without an original, then a return with one, as ingestion builds them."""
     register = RegisterFactory()
     store = register.store
     sale_id, return_id = uuid.uuid4(), uuid.uuid4()
 
-    def row(event_id: uuid.UUID, kind: str, seq: int, original: uuid.UUID | None) -> SaleRow:
-        return SaleRow(
-            event_id=event_id, type=kind, store_id=store.pk, register_id=register.pk, seq=seq,
-            receipt_no=f"R-{seq}", basket_id="", session_id="", cashier="", currency="EUR",
-            net=Decimal("0.84"), tax=Decimal("0.16"), gross=Decimal("1.00"),
-            occurred_at=dt.datetime(2026, 1, 5, 9, seq, tzinfo=dt.UTC),
-            business_date=dt.date(2026, 1, 5), original_event=original,
+    def row(event_id: uuid.UUID, kind: str, seq: int, original: uuid.UUID | None) -> tuple:
+        return (
+            str(event_id), kind, store.pk, register.pk, seq, f"R-{seq}", "", "", "", "EUR",
+            "0.84", "0.16", "1.00", f"2026-01-05T09:0{seq}:00+00:00", "2026-01-05",
+            None if original is None else str(original), "2026-01-05T10:00:00+00:00",
         )  # fmt: skip
 
-    sales_record(
+    sale_rows_record(
         sales=[row(sale_id, "sale", 1, None), row(return_id, "return", 2, sale_id)],
-        received_at=dt.datetime(2026, 1, 5, 10, 0, tzinfo=dt.UTC),
+        lines=[],
+        tenders=[],
     )
     stored = dict(Sale.objects.filter(store=store).values_list("event_id", "original_event"))
     assert stored == {sale_id: None, return_id: sale_id}
+
+
+def test_amounts_given_as_decimal_text_store_the_same_as_decimals() -> None:
+    """Ingestion copies amounts as the decimal strings they arrived as."""
+    location, product = StockLocationFactory(), ProductFactory()
+    at = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
+    for reference, qty in (("A", Decimal("-2.125")), ("B", "-2.125"), ("C", "-0"), ("D", "007")):
+        insert_rows(
+            "inventory_stockmove",
+            COLUMNS,
+            [(location.pk, product.pk, qty, "sale", "", reference, dt.date(2026, 1, 5),
+              uuid.uuid4(), 1, at)],
+            typed=True,
+        )  # fmt: skip
+    stored = dict(StockMove.objects.filter(location=location).values_list("reference", "qty_delta"))
+    assert stored == {"A": Decimal("-2.125"), "B": Decimal("-2.125"), "C": 0, "D": 7}
 
 
 def test_levels_add_up_across_locations_and_report_only_the_negative_ones() -> None:
