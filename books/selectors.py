@@ -126,8 +126,10 @@ def entry_for_sale(*, event_id: uuid.UUID | str) -> JournalEntry | None:
     sale = Sale.objects.filter(pk=event_id).first()
     if sale is None:
         return None
-    line = SaleLine.objects.filter(sale_id=sale.pk).order_by("id").values_list("id", flat=True)
-    tender = Tender.objects.filter(sale_id=sale.pk).order_by("id").values_list("id", flat=True)
+    # Lines and tenders are indexed by (store, business date, sale): name all three.
+    own = {"store_id": sale.store_id, "business_date": sale.business_date, "sale_id": sale.pk}
+    line = SaleLine.objects.filter(**own).order_by("id").values_list("id", flat=True)
+    tender = Tender.objects.filter(**own).order_by("id").values_list("id", flat=True)
     postings = StoreDayPosting.objects.filter(
         store_id=sale.store_id, business_date=sale.business_date
     )

@@ -344,8 +344,9 @@ class SaleLine(models.Model):
     id = models.BigAutoField(primary_key=True)
     # Written in the same statement batch as its sale, by ingestion only: a foreign-key check
     # would verify what the transaction itself just inserted (see the performance notes).
+    # No index of its own either: see the Meta.
     sale = models.ForeignKey(
-        Sale, on_delete=models.PROTECT, related_name="lines", db_constraint=False
+        Sale, on_delete=models.PROTECT, related_name="lines", db_index=False, db_constraint=False
     )
     line_no = models.PositiveIntegerField()
     sku = models.CharField(max_length=64)
@@ -361,8 +362,7 @@ class SaleLine(models.Model):
     net = models.DecimalField(**MONEY, null=True, blank=True)
     price_override_reason = models.CharField(max_length=200, blank=True)
     original_line_no = models.PositiveIntegerField(null=True, blank=True)
-    # Store and date are kept on the line so day reports aggregate without a join. No index of
-    # its own: saleline_store_date (store, business_date) serves lookups by store.
+    # Store and date are kept on the line so day reports aggregate without a join.
     store = models.ForeignKey(
         Store, on_delete=models.PROTECT, related_name="+", db_constraint=False, db_index=False
     )
@@ -370,7 +370,15 @@ class SaleLine(models.Model):
 
     class Meta:
         ordering = ["sale", "line_no"]
-        indexes = [models.Index(fields=["store", "business_date"], name="saleline_store_date")]
+        # One index serves a store's lines, a store-day's and a sale's (give its store and
+        # business date: ``stores.selectors.sale_details``). An index on the sale alone, a
+        # random UUID, put each of a batch's 2,000 lines on a random page of a large index,
+        # and after every checkpoint wrote that page whole into the WAL again (a full-page
+        # image): with 1 M sales stored it was most of a batch's WAL. A store's current day
+        # is a few hot pages. Same for tenders.
+        indexes = [
+            models.Index(fields=["store", "business_date", "sale"], name="saleline_store_date_sale")
+        ]
 
     def __str__(self) -> str:
         return f"{self.sku} × {self.qty}"
@@ -379,7 +387,7 @@ class SaleLine(models.Model):
 class Tender(models.Model):
     id = models.BigAutoField(primary_key=True)
     sale = models.ForeignKey(
-        Sale, on_delete=models.PROTECT, related_name="tenders", db_constraint=False
+        Sale, on_delete=models.PROTECT, related_name="tenders", db_index=False, db_constraint=False
     )
     position = models.PositiveSmallIntegerField()
     method = models.CharField(max_length=16)
@@ -394,8 +402,11 @@ class Tender(models.Model):
 
     class Meta:
         ordering = ["sale", "position"]
-        # A store's tenders of a day (the books' day view and posting); by store alone too.
-        indexes = [models.Index(fields=["store", "business_date"], name="tender_store_date")]
+        # A store's tenders of a day (the books' day view and posting), by store alone, and a
+        # sale's (with its store and business date): see SaleLine.
+        indexes = [
+            models.Index(fields=["store", "business_date", "sale"], name="tender_store_date_sale")
+        ]
 
     def __str__(self) -> str:
         return f"{self.method} {self.amount}"

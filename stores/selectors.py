@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 
 from inventory.models import StockLevel
 from stores.models import Cashier, NodeKey, Register, Sale, SaleLine, Store, Tender
@@ -23,15 +23,37 @@ def node_key_list(*, store: Store) -> QuerySet[NodeKey]:
 
 
 def sale_list() -> QuerySet[Sale]:
-    """Sales and returns with their lines and tenders: four queries for any page size."""
-    return (
-        Sale.objects.select_related("store", "register")
-        .prefetch_related(
-            Prefetch("lines", queryset=SaleLine.objects.order_by("line_no")),
-            Prefetch("tenders", queryset=Tender.objects.order_by("position")),
-        )
-        .order_by("store__code", "register__code", "seq")
+    """Sales and returns, without their lines and tenders: ``sale_details`` adds those to the
+    sales that are shown."""
+    return Sale.objects.select_related("store", "register").order_by(
+        "store__code", "register__code", "seq"
     )
+
+
+def sale_details(sales: list[Sale]) -> list[Sale]:
+    """Fetch the lines and tenders of ``sales`` (two queries for any number of sales).
+
+    Lines and tenders are indexed by (store, business date, sale) only (see ``SaleLine``), so
+    the queries name the sales' stores and business dates as well as the sales themselves.
+    """
+    stores = {sale.store_id for sale in sales}
+    days = {sale.business_date for sale in sales}
+    prefetch_related_objects(
+        sales,
+        Prefetch(
+            "lines",
+            queryset=SaleLine.objects.filter(store_id__in=stores, business_date__in=days).order_by(
+                "line_no"
+            ),
+        ),
+        Prefetch(
+            "tenders",
+            queryset=Tender.objects.filter(store_id__in=stores, business_date__in=days).order_by(
+                "position"
+            ),
+        ),
+    )
+    return sales
 
 
 def stock_on_hand_list() -> QuerySet[StockLevel]:

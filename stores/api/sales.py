@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters as filters
+from django.db.models import QuerySet
 from rest_framework import serializers
 
 from erp.api.views import ReadViewSet
@@ -119,3 +120,10 @@ class SaleViewSet(ReadViewSet):
 
     def get_queryset(self):
         return selectors.sale_list()
+
+    def paginate_queryset(self, queryset: QuerySet[Sale]) -> list[Sale] | None:
+        page = super().paginate_queryset(queryset)
+        return None if page is None else selectors.sale_details(page)
+
+    def get_object(self) -> Sale:
+        return selectors.sale_details([super().get_object()])[0]

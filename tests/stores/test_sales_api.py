@@ -208,6 +208,93 @@ def test_the_list_takes_the_same_number_of_queries_for_3_or_30_sales(staff_clien
     assert query_count(staff_client, f"{URL}?store=S01") == few
 
 
+def test_each_sale_of_a_page_across_stores_and_days_reads_with_its_own_lines_and_tenders(
+    staff_client, s01, s02
+):
+    # given: sales of two stores on two days, so that the lines and tenders query names both
+    # stores and both days and must still give each sale only its own
+    r1, other = s01.tills["R1"], s02.tills["R1"]
+    first = r1.sale([("APPLE", "1", "1.99"), ("PEAR", "2", "1.99")])
+    r1.day = DAY + dt.timedelta(days=1)
+    second = r1.sale([("PEAR", "3", "1.99")])
+    elsewhere = other.sale([("APPLE", "4", "1.99")])
+    s01.push(first, second)
+    s02.push(elsewhere)
+
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        response = staff_client.get(URL)
+
+    # then
+    rows = response.json()["results"]
+    assert len(rows) == 3
+    # Lines and tenders have no index on the sale alone: their queries name the sales'
+    # stores and days, so that (store, business date, sale) finds them.
+    details = [
+        q["sql"]
+        for q in queries
+        if '"stores_saleline"' in q["sql"] or '"stores_tender"' in q["sql"]
+    ]
+    assert len(details) == 2
+    for sql in details:
+        assert '"store_id" IN' in sql
+        assert '"business_date" IN' in sql
+        assert '"sale_id" IN' in sql
+    by_id = {row["event_id"]: row for row in rows}
+    for sent in (first, second, elsewhere):
+        row = by_id[sent["event_id"]]
+        assert [(li["sku"], Decimal(li["qty"])) for li in row["lines"]] == [
+            (li["sku"], Decimal(li["qty"])) for li in sent["data"]["lines"]
+        ]
+        assert [Decimal(t["amount"]) for t in row["tenders"]] == [
+            Decimal(t["amount"]) for t in sent["data"]["tenders"]
+        ]
+        detail = staff_client.get(f"{URL}{sent['event_id']}/").json()
+        assert detail["lines"] == row["lines"]
+        assert detail["tenders"] == row["tenders"]
+
+
+@pytest.mark.postgres
+def test_a_sales_lines_and_tenders_are_found_through_the_store_day_sale_index(staff_client, s01):
+    # given: a store-day of 20,000 lines and tenders besides the page's (and statistics), so
+    # that the plan is the one a real day gets
+    till = s01.tills["R1"]
+    s01.push(*[till.sale([("APPLE", "1", "1.99"), ("PEAR", "2", "1.99")]) for _ in range(3)])
+    with connection.cursor() as cursor:
+        for table, values in (
+            ("stores_saleline", "(sale_id, line_no, sku, qty, unit_price, discount, tax_code, "
+             "line_total, price_override_reason, store_id, business_date) SELECT "
+             "gen_random_uuid(), 1, 'APPLE', 1, 1.99, 0, 'STD', 1.99, '', %s, %s"),
+            ("stores_tender", "(sale_id, position, method, amount, change, reference, "
+             "offline_authorized, store_id, business_date) SELECT "
+             "gen_random_uuid(), 0, 'cash', 1.99, 0, '', false, %s, %s"),
+        ):  # fmt: skip
+            cursor.execute(
+                f"INSERT INTO {table} {values} FROM generate_series(1, 20000)", [s01.store.pk, DAY]
+            )
+            cursor.execute(f"ANALYZE {table}")
+
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        response = staff_client.get(URL, {"store": "S01", "page_size": 2})
+
+    # then: the index finds the sales' rows, not only their store-day's
+    assert response.status_code == 200
+    details = [
+        q["sql"]
+        for q in queries
+        if '"stores_saleline"' in q["sql"] or '"stores_tender"' in q["sql"]
+    ]
+    assert len(details) == 2
+    with connection.cursor() as cursor:
+        for sql in details:
+            cursor.execute(f"EXPLAIN {sql}")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            assert "_store_date_sale" in plan, plan
+            index_cond = next(line for line in plan.splitlines() if "Index Cond" in line)
+            assert "sale_id" in index_cond, plan
+
+
 @pytest.mark.parametrize("role", ["staff", "finance", "auditor"])
 def test_every_role_may_read_sales(make_client, s01, role):
     s01.push(s01.tills["R1"].sale([("APPLE", "1", "1.99")]))
