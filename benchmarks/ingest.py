@@ -2,33 +2,35 @@
 
     .venv/bin/python benchmarks/ingest.py                 # 100,000 sales, 1 and 4 clients
     .venv/bin/python benchmarks/ingest.py --sales 20000   # quicker
-    .venv/bin/python benchmarks/ingest.py --prefill 1000000  # also: tables already holding 1 M sales
+    .venv/bin/python benchmarks/ingest.py --prefill 1000000  # also into tables holding 1 M sales
 
-It creates its own database (``tillbook_bench``) on the PostgreSQL named by ``--pg``
-(default 127.0.0.1:5432, user postgres), migrates it, seeds 3 stores with 4 registers each
-and 2,000 products with prices, and pre-generates realistic sales (about 4 lines, 1–2
-tenders) as batches of 500 — JSON bodies built before any clock starts. Then, each on empty
-ingestion tables:
+It creates its own databases on the PostgreSQL named by ``--pg`` (default 127.0.0.1:5432,
+user postgres): ``tillbook_bench_copy`` for the reference, ``tillbook_bench`` for HTTP push
+and, with ``--prefill N``, ``tillbook_bench_stored``, which holds N older sales (register R5,
+loaded by COPY) before each scenario. Each is migrated and seeded with 3 stores of 5
+registers and 2,000 products with prices and stock. Realistic sales (about 4 lines, 1–2
+tenders) are generated as batches of 500, JSON bodies built before any clock starts. Then,
+for 1 client and for 4 concurrent clients (one register each), each database back at its
+starting point (empty, or holding just the N older sales; vacuumed, analysed, checkpointed):
 
 1. the reference: the same rows (events, sales, lines, tenders, stock moves) written with
-   PostgreSQL ``COPY`` in one stream, in 500-sale transactions;
-2. HTTP push with 1 client, then with 4 concurrent clients (one register each), through
-   gunicorn with 4 sync workers.
+   PostgreSQL ``COPY`` in one stream, in 500-sale transactions, into the same schema;
+2. HTTP push through gunicorn with 4 sync workers (one server per HTTP database).
 
-Before each measurement the tables are vacuumed and analysed and a checkpoint is taken, so no
-set-up work (the truncate, the prefill's gigabytes of WAL) is still being written out during
-it. It prints sales/s, rows/s (the rows of the five ledger tables plus stock-level upserts), p50
-and p99 batch latency, the CPU time gunicorn and PostgreSQL spent per batch (from /proc: on
-two cores, what bounds the 4-client rate and latency), the checkpoints PostgreSQL ran during
-each run, and the ratio to the COPY rate measured in the same run. With ``--prefill`` the reference is measured twice, at the
-start and again (on empty tables) just before the runs with stored sales, and each run is
-compared with the one measured just before it: this machine's speed drifts by up to a half
-within a run of this length, which one reference at the start attributed to the code.
+The three take turns, a fifth of the workload each (``--rounds``), in an order that rotates
+every round, so that all three see the machine in the same states. This machine's speed
+drifts by up to a half within minutes; measured one after the other, the drift went into the
+ratios and into the comparison of 0 with N stored sales. It prints sales/s, rows/s (the rows
+of the five ledger tables), the ratio to the COPY rate of the same scenario, the change
+against 0 stored sales, p50 and p99 batch latency, the CPU time gunicorn and PostgreSQL spent
+per batch (from /proc: on two cores, what bounds the 4-client rate and latency) and the
+checkpoints PostgreSQL ran during each target's turns.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import http.client
 import json
@@ -42,6 +44,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -73,11 +76,11 @@ def broker_flush() -> None:
     redis.Redis.from_url(BROKER).flushdb()
 
 
-def env_for(pg: str) -> dict[str, str]:
+def env_for(dsn: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "CELERY_"))}
     env.update(
         ERP_ENV="test",
-        DATABASE_URL=f"{pg}/{DB}",
+        DATABASE_URL=dsn,
         # Ingestion sends a posting run for finished business days (the books); here it goes to
         # a broker no worker reads, as in production it goes to the workers: posting is
         # measured by benchmarks/close.py, not inside the push requests.
@@ -122,11 +125,12 @@ print(json.dumps(keys))
 """
 
 
-def setup_database(pg: str) -> dict[str, str]:
+def setup_database(pg: str, db: str) -> dict[str, str]:
+    """Create ``db`` afresh on the server ``pg``, migrate and seed it; its stores' node keys."""
     with psycopg.connect(f"{pg}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB}")
-    env = env_for(pg)
+        conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {db}")
+    env = env_for(f"{pg}/{db}")
     subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     out = subprocess.run(
         [PY, "manage.py", "shell", "-c", SEED.replace("sys.argv[1]", repr(str(N_PRODUCTS)))],
@@ -211,9 +215,9 @@ def workload(n_sales: int, batch: int, streams: int, seed: int = 7) -> list[list
 # --- COPY reference --------------------------------------------------------------------------
 
 
-def copy_reference(pg: str, streams: list[list[list[dict]]]) -> tuple[float, int, int]:
+def copy_reference(dsn: str, streams: list[list[list[dict]]]) -> tuple[float, int, int]:
     """Write the same rows with COPY, 500-sale transactions, one stream. (seconds, sales, rows)"""
-    with psycopg.connect(f"{pg}/{DB}") as conn:
+    with psycopg.connect(dsn) as conn:
         store_id, loc_id = conn.execute(
             "SELECT id, stock_location_id FROM stores_store WHERE code='BER1'"
         ).fetchone()
@@ -307,12 +311,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(pg: str, port: int, workers: int) -> subprocess.Popen:
+def start_server(dsn: str, port: int, workers: int) -> subprocess.Popen:
     proc = subprocess.Popen(
         [str(Path(PY).parent / "gunicorn"), "erp.wsgi:application", "--bind",
          f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", "120",
          "--log-level", "warning"],
-        cwd=ROOT, env=env_for(pg), start_new_session=True,
+        cwd=ROOT, env=env_for(dsn), start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -340,14 +344,38 @@ def push_stream(port: int, key: str, bodies: list[bytes], latencies: list[float]
     conn.close()
 
 
-def truncate(pg: str) -> None:
-    with psycopg.connect(f"{pg}/{DB}", autocommit=True) as conn:
+LEDGER = ("sync_event", "stores_saleline", "stores_tender", "inventory_stockmove")
+SMALL = (
+    "sync_batch, sync_registersyncstate, sync_reconciliationexception, "
+    "sync_historicalreconciliationexception, sync_nodesyncstate"
+)
+
+
+def truncate(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE stores_sale, {', '.join(LEDGER)}, {SMALL}")
+        conn.execute("UPDATE inventory_stocklevel SET qty = 1000000")
+        settle(conn)
+
+
+def high_ids(dsn: str) -> dict[str, int]:
+    with psycopg.connect(dsn) as conn:
+        return {
+            t: conn.execute(f"SELECT coalesce(max(id), 0) FROM {t}").fetchone()[0] for t in LEDGER
+        }
+
+
+def trim(dsn: str, high: dict[str, int]) -> None:
+    """Take the tables back to what ``prefill`` left: the rows above its ids and the sales of
+    registers other than R5 deleted, then vacuumed."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for table, last in high.items():
+            conn.execute(f"DELETE FROM {table} WHERE id > %s", [last])
         conn.execute(
-            "TRUNCATE sync_event, sync_batch, stores_sale, stores_saleline, stores_tender, "
-            "inventory_stockmove, sync_registersyncstate, "
-            "sync_reconciliationexception, sync_historicalreconciliationexception, "
-            "sync_nodesyncstate"
+            "DELETE FROM stores_sale WHERE register_id IN "
+            "(SELECT id FROM stores_register WHERE code <> 'R5')"
         )
+        conn.execute(f"TRUNCATE {SMALL}")
         conn.execute("UPDATE inventory_stocklevel SET qty = 1000000")
         settle(conn)
 
@@ -361,19 +389,17 @@ def settle(conn: psycopg.Connection) -> None:
     conn.execute("CHECKPOINT")
 
 
-def checkpoints(pg: str) -> int:
-    with psycopg.connect(f"{pg}/{DB}") as conn:
+def checkpoints(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
         return conn.execute(
             "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
         ).fetchone()[0]
 
 
-def _ledger_rows(pg: str) -> int:
-    with psycopg.connect(f"{pg}/{DB}") as conn:
+def ledger_rows(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
         return conn.execute(
-            "SELECT (SELECT count(*) FROM sync_event) + (SELECT count(*) FROM stores_sale) + "
-            "(SELECT count(*) FROM stores_saleline) + (SELECT count(*) FROM stores_tender) + "
-            "(SELECT count(*) FROM inventory_stockmove)"
+            "SELECT " + " + ".join(f"(SELECT count(*) FROM {t})" for t in ("stores_sale", *LEDGER))
         ).fetchone()[0]
 
 
@@ -401,54 +427,105 @@ def cpu_seconds(server_pid: int) -> tuple[float, float]:
     return server, database
 
 
-def run_http(
-    pg: str, port: int, key: str, streams: list[list[list[dict]]], server_pid: int
-) -> dict:
-    bodies = [
+@dataclass
+class Target:
+    """What one scenario's rounds write into: the COPY reference's database, or one served
+    by a gunicorn of its own (with 0 or ``stored`` older sales), and what was measured there."""
+
+    label: str
+    dsn: str
+    stored: int = 0
+    server: subprocess.Popen | None = None
+    port: int = 0
+    key: str = ""
+    seconds: float = 0.0
+    sales: int = 0
+    rows: int = 0
+    batches: int = 0
+    checkpoints: int = 0
+    server_cpu: float = 0.0
+    pg_cpu: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    def reset(self) -> None:
+        self.seconds = self.server_cpu = self.pg_cpu = 0.0
+        self.sales = self.rows = self.batches = self.checkpoints = 0
+        self.latencies = []
+
+    def copy_round(self, streams: list[list[list[dict]]]) -> None:
+        before = checkpoints(self.dsn)
+        seconds, sales, rows = copy_reference(self.dsn, streams)
+        self.checkpoints += checkpoints(self.dsn) - before
+        self.seconds += seconds
+        self.sales += sales
+        self.rows += rows
+
+    def push_round(self, bodies: list[list[bytes]]) -> None:
+        assert self.server is not None
+        latencies: list[list[float]] = [[] for _ in bodies]
+        threads = [
+            threading.Thread(target=push_stream, args=(self.port, self.key, b, lat))
+            for b, lat in zip(bodies, latencies, strict=True)
+        ]
+        before = checkpoints(self.dsn)
+        cpu_before = cpu_seconds(self.server.pid)
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.seconds += time.perf_counter() - started
+        cpu_after = cpu_seconds(self.server.pid)
+        self.checkpoints += checkpoints(self.dsn) - before
+        self.server_cpu += cpu_after[0] - cpu_before[0]
+        self.pg_cpu += cpu_after[1] - cpu_before[1]
+        self.batches += sum(len(b) for b in bodies)
+        for lat in latencies:
+            self.latencies.extend(lat)
+
+
+def bodies_of(streams: list[list[list[dict]]]) -> list[list[bytes]]:
+    return [
         [json.dumps({"batch_id": str(uuid.uuid4()), "node_time": dt.datetime.now(dt.UTC).isoformat(),
                      "events": b}).encode() for b in stream]
         for stream in streams
     ]  # fmt: skip
-    rows_before = _ledger_rows(pg)
-    checkpoints_before = checkpoints(pg)
-    latencies: list[list[float]] = [[] for _ in bodies]
-    threads = [
-        threading.Thread(target=push_stream, args=(port, key, b, lat))
-        for b, lat in zip(bodies, latencies, strict=True)
-    ]
-    cpu_before = cpu_seconds(server_pid)
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    cpu_after = cpu_seconds(server_pid)
-    batches = sum(len(b) for b in bodies)
-    flat = sorted(x for lat in latencies for x in lat)
+
+
+def interleaved(targets: list[Target], streams: list[list[list[dict]]], rounds: int) -> None:
+    """Write ``streams`` into every target, a ``rounds``-th of each stream at a time, the
+    targets taking turns (in an order that rotates each round): every target sees the machine
+    in the same states, so their ratios hold even while its speed drifts."""
+    bodies = bodies_of(streams)
+    rows_before = {t.label: ledger_rows(t.dsn) for t in targets if t.server is not None}
+
+    def part(stream: list, r: int) -> list:
+        return stream[r * len(stream) // rounds : (r + 1) * len(stream) // rounds]
+
+    for r in range(rounds):
+        turn = r % len(targets)
+        for target in targets[turn:] + targets[:turn]:
+            if target.server is None:
+                target.copy_round([part(s, r) for s in streams])
+            else:
+                target.push_round([part(b, r) for b in bodies])
     sales = sum(len(b) for s in streams for b in s)
-    rows = _ledger_rows(pg) - rows_before
-    with psycopg.connect(f"{pg}/{DB}") as conn:
-        counted = conn.execute(
-            "SELECT count(*) FROM stores_sale WHERE register_id IN "
-            "(SELECT id FROM stores_register WHERE code <> 'R5')"
-        ).fetchone()[0]
-    if counted < sales:
-        raise RuntimeError(f"only {counted} of {sales} sales arrived")
-    return {
-        "checkpoints": checkpoints(pg) - checkpoints_before,
-        "seconds": elapsed,
-        "sales": sales,
-        "rows": rows,
-        "p50_ms": statistics.median(flat) * 1000,
-        "p99_ms": flat[min(len(flat) - 1, int(len(flat) * 0.99))] * 1000,
-        "server_cpu_ms": (cpu_after[0] - cpu_before[0]) / batches * 1000,
-        "pg_cpu_ms": (cpu_after[1] - cpu_before[1]) / batches * 1000,
-    }
+    for target in targets:
+        if target.server is None:
+            continue
+        target.sales = sales
+        target.rows = ledger_rows(target.dsn) - rows_before[target.label]
+        with psycopg.connect(target.dsn) as conn:
+            counted = conn.execute(
+                "SELECT count(*) FROM stores_sale WHERE register_id IN "
+                "(SELECT id FROM stores_register WHERE code <> 'R5')"
+            ).fetchone()[0]
+        if counted < sales:
+            raise RuntimeError(f"{target.label}: only {counted} of {sales} sales arrived")
 
 
-def prefill(pg: str, n: int) -> None:
-    """Fill the tables with ``n`` older sales by COPY, generated in chunks (register R4 with
+def prefill(dsn: str, n: int) -> None:
+    """Fill the tables with ``n`` older sales by COPY, generated in chunks (register R5 with
     seqs far above the measured ones, and another business period, so nothing clashes)."""
     print(f"prefilling {n:,} sales by COPY …", flush=True)
     rng = random.Random(99)
@@ -460,10 +537,36 @@ def prefill(pg: str, n: int) -> None:
     while done < n:
         chunk = min(50_000, n - done)
         sales = [register.sale(price) for _ in range(chunk)]
-        copy_reference(pg, [[sales[i : i + 500] for i in range(0, chunk, 500)]])
+        copy_reference(dsn, [[sales[i : i + 500] for i in range(0, chunk, 500)]])
         done += chunk
-    with psycopg.connect(f"{pg}/{DB}", autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=True) as conn:
         settle(conn)
+
+
+def report(scenarios: list[tuple[str, list[Target]]]) -> None:
+    print()
+    print(
+        "| scenario | stored sales | sales/s | rows/s | × COPY | vs 0 stored | p50 batch | "
+        "p99 batch | CPU per batch: gunicorn + PostgreSQL | checkpoints |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for label, targets in scenarios:
+        copy, *pushes = targets
+        copy_rate = copy.sales / copy.seconds
+        print(f"| COPY, 1 stream (reference for {label}) | 0 | {copy_rate:,.0f} | "
+              f"{copy.rows / copy.seconds:,.0f} | 1.00 | | | | | {copy.checkpoints} |")  # fmt: skip
+        empty_rate = pushes[0].sales / pushes[0].seconds
+        for t in pushes:
+            rate = t.sales / t.seconds
+            flat = sorted(t.latencies)
+            p50 = statistics.median(flat) * 1000
+            p99 = flat[min(len(flat) - 1, int(len(flat) * 0.99))] * 1000
+            versus = f"{rate / empty_rate - 1:+.0%}" if t.stored else ""
+            print(f"| HTTP push, {label} | {t.stored:,} | {rate:,.0f} | "
+                  f"{t.rows / t.seconds:,.0f} | {rate / copy_rate:.2f} | {versus} | "
+                  f"{p50:.0f} ms | {p99:.0f} ms | "
+                  f"{t.server_cpu / t.batches * 1000:.0f} + {t.pg_cpu / t.batches * 1000:.0f} ms | "
+                  f"{t.checkpoints} |")  # fmt: skip
 
 
 def main() -> None:
@@ -472,69 +575,47 @@ def main() -> None:
     parser.add_argument("--sales", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=5, help="turns each target takes")
     parser.add_argument("--prefill", type=int, default=0, help="also measure with N sales stored")
     args = parser.parse_args()
 
-    print(f"setting up {DB} …", flush=True)
-    keys = setup_database(args.pg)
-    one = workload(args.sales, args.batch, 1)
-    four = workload(args.sales, args.batch, 4, seed=8)
-
-    def reference(when: str) -> tuple[float, float]:
-        """The COPY reference on empty tables: (sales/s, rows/s)."""
-        truncate(args.pg)
-        seconds, sales, rows = copy_reference(args.pg, one)
-        print(f"COPY reference ({when}): {sales} sales, {rows} rows in {seconds:.1f} s = "
-              f"{sales / seconds:,.0f} sales/s, {rows / seconds:,.0f} rows/s", flush=True)  # fmt: skip
-        return sales / seconds, rows / seconds
-
-    # The machine's speed drifts by up to half over a run of this length (see README), so
-    # each group of scenarios is compared with a COPY reference measured just before it.
-    references = [("start", *reference("start"))]
-    port = free_port()
-    server = start_server(args.pg, port, args.workers)
+    targets = [Target("COPY", f"{args.pg}/{DB}_copy"), Target("HTTP", f"{args.pg}/{DB}")]
+    if args.prefill:
+        targets.append(Target("HTTP, stored", f"{args.pg}/{DB}_stored", stored=args.prefill))
+    for target in targets:
+        print(f"setting up {target.dsn.rsplit('/', 1)[1]} …", flush=True)
+        keys = setup_database(args.pg, target.dsn.rsplit("/", 1)[1])
+        target.key = keys["BER1"]
+    high: dict[str, int] = {}
+    if args.prefill:
+        prefill(targets[2].dsn, args.prefill)
+        high = high_ids(targets[2].dsn)
+    workloads = [
+        ("1 client", workload(args.sales, args.batch, 1)),
+        ("4 clients", workload(args.sales, args.batch, 4, seed=8)),
+    ]
     results = []
     try:
-        scenarios = [("1 client", one), ("4 clients", four)]
-        for label, streams in scenarios:
-            truncate(args.pg)
-            results.append(
-                (label, 0, run_http(args.pg, port, keys["BER1"], streams, server.pid), 0)
-            )
-        if args.prefill:
-            references.append(
-                (
-                    "before the runs with stored sales",
-                    *reference("before the runs with stored sales"),
-                )
-            )
-            for label, streams in scenarios:
-                truncate(args.pg)
-                prefill(args.pg, args.prefill)
-                result = run_http(args.pg, port, keys["BER1"], streams, server.pid)
-                results.append((label, args.prefill, result, 1))
+        for target in targets[1:]:
+            target.port = free_port()
+            target.server = start_server(target.dsn, target.port, args.workers)
+        for label, streams in workloads:
+            print(f"{label}: {args.rounds} rounds of COPY and HTTP push …", flush=True)
+            for target in targets:
+                target.reset()
+                if target.stored:
+                    trim(target.dsn, high)
+                else:
+                    truncate(target.dsn)
+            interleaved(targets, streams, args.rounds)
+            results.append((label, [dataclasses.replace(t, server=None) for t in targets]))
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(10)
+        for target in targets:
+            if target.server is not None:
+                os.killpg(target.server.pid, signal.SIGTERM)
+                target.server.wait(10)
         broker_flush()
-
-    print()
-    print(
-        "| scenario | stored sales | sales/s | rows/s | × COPY | p50 batch | p99 batch | "
-        "CPU per batch: gunicorn + PostgreSQL | checkpoints |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for group, (when, sales_rate, rows_rate) in enumerate(references):
-        print(f"| COPY, 1 stream (reference, {when}) | 0 | {sales_rate:,.0f} | {rows_rate:,.0f} | "
-              "1.00 | | | | |")  # fmt: skip
-        for label, stored, r, of in results:
-            if of != group:
-                continue
-            rate = r["sales"] / r["seconds"]
-            print(f"| HTTP push, {label} | {stored:,} | {rate:,.0f} | "
-                  f"{r['rows'] / r['seconds']:,.0f} | {rate / sales_rate:.2f} | "
-                  f"{r['p50_ms']:.0f} ms | {r['p99_ms']:.0f} ms | "
-                  f"{r['server_cpu_ms']:.0f} + {r['pg_cpu_ms']:.0f} ms | {r['checkpoints']} |")  # fmt: skip
+    report(results)
 
 
 if __name__ == "__main__":
