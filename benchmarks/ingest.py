@@ -17,8 +17,10 @@ starting point (empty, or holding just the N older sales; vacuumed, analysed, ch
    PostgreSQL ``COPY`` in one stream, in 500-sale transactions, into the same schema;
 2. HTTP push through gunicorn with 4 sync workers (one server per HTTP database).
 
-The three take turns, a fifth of the workload each (``--rounds``), in an order that rotates
-every round, so that all three see the machine in the same states. This machine's speed
+The three take turns, a sixth of the workload each (``--rounds``), in an order that rotates
+every round (each target takes each place equally often), so that all three see the machine
+in the same states; between turns, outside the clocks, the database just written is vacuumed
+and analysed and no autovacuum is left running. This machine's speed
 drifts by up to a half within minutes; measured one after the other, the drift went into the
 ratios and into the comparison of 0 with N stored sales. It prints sales/s, rows/s (the rows
 of the five ledger tables), the ratio to the COPY rate of the same scenario, the change
@@ -389,6 +391,18 @@ def settle(conn: psycopg.Connection) -> None:
     conn.execute("CHECKPOINT")
 
 
+def tidy(dsn: str) -> None:
+    """After a turn, outside the clocks: vacuum and analyse what it wrote, and wait for any
+    autovacuum worker to finish, so that none runs in the next target's turn (the CPU time
+    and checkpoints read per turn are the whole server's)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+        while conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+        ).fetchone()[0]:
+            time.sleep(0.2)
+
+
 def checkpoints(dsn: str) -> int:
     with psycopg.connect(dsn) as conn:
         return conn.execute(
@@ -496,7 +510,6 @@ def interleaved(targets: list[Target], streams: list[list[list[dict]]], rounds: 
     """Write ``streams`` into every target, a ``rounds``-th of each stream at a time, the
     targets taking turns (in an order that rotates each round): every target sees the machine
     in the same states, so their ratios hold even while its speed drifts."""
-    bodies = bodies_of(streams)
     rows_before = {t.label: ledger_rows(t.dsn) for t in targets if t.server is not None}
 
     def part(stream: list, r: int) -> list:
@@ -505,10 +518,12 @@ def interleaved(targets: list[Target], streams: list[list[list[dict]]], rounds: 
     for r in range(rounds):
         turn = r % len(targets)
         for target in targets[turn:] + targets[:turn]:
+            chunk = [part(s, r) for s in streams]
             if target.server is None:
-                target.copy_round([part(s, r) for s in streams])
+                target.copy_round(chunk)
             else:
-                target.push_round([part(b, r) for b in bodies])
+                target.push_round(bodies_of(chunk))  # node_time: now, not minutes ago
+            tidy(target.dsn)
     sales = sum(len(b) for s in streams for b in s)
     for target in targets:
         if target.server is None:
@@ -575,7 +590,12 @@ def main() -> None:
     parser.add_argument("--sales", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=5, help="turns each target takes")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=6,
+        help="turns each target takes: a multiple of the targets (2, or 3 with --prefill)",
+    )
     parser.add_argument("--prefill", type=int, default=0, help="also measure with N sales stored")
     args = parser.parse_args()
 
@@ -586,6 +606,9 @@ def main() -> None:
         print(f"setting up {target.dsn.rsplit('/', 1)[1]} …", flush=True)
         keys = setup_database(args.pg, target.dsn.rsplit("/", 1)[1])
         target.key = keys["BER1"]
+    if args.rounds % len(targets):
+        # Every target must take each place in the order equally often.
+        sys.exit(f"error: --rounds must be a multiple of {len(targets)}")
     high: dict[str, int] = {}
     if args.prefill:
         prefill(targets[2].dsn, args.prefill)

@@ -170,9 +170,12 @@ def entry_sources(*, entry: JournalEntry, limit: int = 200) -> dict[str, Any]:
     postings = list(StoreDayPosting.objects.filter(entry=entry).order_by("id"))
     query = Q(pk__in=[])
     for p in postings:
+        # The lines' store and date too: lines are indexed by (store, business date, sale).
         query |= Q(
             store_id=p.store_id,
             business_date=p.business_date,
+            lines__store_id=p.store_id,
+            lines__business_date=p.business_date,
             lines__id__gte=p.line_low,
             lines__id__lte=p.line_high,
         )

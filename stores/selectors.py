@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+import datetime as dt
+import operator
+import uuid
+from collections import defaultdict
+from functools import reduce
+
+from django.db.models import Prefetch, Q, QuerySet, prefetch_related_objects
 
 from inventory.models import StockLevel
 from stores.models import Cashier, NodeKey, Register, Sale, SaleLine, Store, Tender
@@ -34,24 +40,24 @@ def sale_details(sales: list[Sale]) -> list[Sale]:
     """Fetch the lines and tenders of ``sales`` (two queries for any number of sales).
 
     Lines and tenders are indexed by (store, business date, sale) only (see ``SaleLine``), so
-    the queries name the sales' stores and business dates as well as the sales themselves.
+    the queries name each store-day with its sales: one index range per store-day, however
+    many stores and days the sales span.
     """
-    stores = {sale.store_id for sale in sales}
-    days = {sale.business_date for sale in sales}
+    days: dict[tuple[int, dt.date], list[uuid.UUID]] = defaultdict(list)
+    for sale in sales:
+        days[(sale.store_id, sale.business_date)].append(sale.pk)
+    own = reduce(
+        operator.or_,
+        (
+            Q(store_id=store, business_date=day, sale_id__in=ids)
+            for (store, day), ids in days.items()
+        ),
+        Q(pk__in=[]),
+    )
     prefetch_related_objects(
         sales,
-        Prefetch(
-            "lines",
-            queryset=SaleLine.objects.filter(store_id__in=stores, business_date__in=days).order_by(
-                "line_no"
-            ),
-        ),
-        Prefetch(
-            "tenders",
-            queryset=Tender.objects.filter(store_id__in=stores, business_date__in=days).order_by(
-                "position"
-            ),
-        ),
+        Prefetch("lines", queryset=SaleLine.objects.filter(own).order_by("line_no")),
+        Prefetch("tenders", queryset=Tender.objects.filter(own).order_by("position")),
     )
     return sales
 
