@@ -19,8 +19,7 @@ starting point (empty, or holding just the N older sales; vacuumed, analysed, ch
 
 The three take turns, a sixth of the workload each (``--rounds``), in an order that rotates
 every round (each target takes each place equally often), so that all three see the machine
-in the same states; between turns, outside the clocks, the database just written is vacuumed
-and analysed and no autovacuum is left running. This machine's speed
+in the same states. This machine's speed
 drifts by up to a half within minutes; measured one after the other, the drift went into the
 ratios and into the comparison of 0 with N stored sales. It prints sales/s, rows/s (the rows
 of the five ledger tables), the ratio to the COPY rate of the same scenario, the change
@@ -391,18 +390,6 @@ def settle(conn: psycopg.Connection) -> None:
     conn.execute("CHECKPOINT")
 
 
-def tidy(dsn: str) -> None:
-    """After a turn, outside the clocks: vacuum and analyse what it wrote, and wait for any
-    autovacuum worker to finish, so that none runs in the next target's turn (the CPU time
-    and checkpoints read per turn are the whole server's)."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")
-        while conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
-        ).fetchone()[0]:
-            time.sleep(0.2)
-
-
 def checkpoints(dsn: str) -> int:
     with psycopg.connect(dsn) as conn:
         return conn.execute(
@@ -523,7 +510,6 @@ def interleaved(targets: list[Target], streams: list[list[list[dict]]], rounds: 
                 target.copy_round(chunk)
             else:
                 target.push_round(bodies_of(chunk))  # node_time: now, not minutes ago
-            tidy(target.dsn)
     sales = sum(len(b) for s in streams for b in s)
     for target in targets:
         if target.server is None:
@@ -619,9 +605,6 @@ def main() -> None:
     ]
     results = []
     try:
-        for target in targets[1:]:
-            target.port = free_port()
-            target.server = start_server(target.dsn, target.port, args.workers)
         for label, streams in workloads:
             print(f"{label}: {args.rounds} rounds of COPY and HTTP push …", flush=True)
             for target in targets:
@@ -630,15 +613,24 @@ def main() -> None:
                     trim(target.dsn, high)
                 else:
                     truncate(target.dsn)
+            for target in targets[1:]:
+                target.port = free_port()
+                target.server = start_server(target.dsn, target.port, args.workers)
             interleaved(targets, streams, args.rounds)
+            stop_servers(targets)
             results.append((label, [dataclasses.replace(t, server=None) for t in targets]))
     finally:
-        for target in targets:
-            if target.server is not None:
-                os.killpg(target.server.pid, signal.SIGTERM)
-                target.server.wait(10)
+        stop_servers(targets)
         broker_flush()
     report(results)
+
+
+def stop_servers(targets: list[Target]) -> None:
+    for target in targets:
+        if target.server is not None:
+            os.killpg(target.server.pid, signal.SIGTERM)
+            target.server.wait(10)
+            target.server = None
 
 
 if __name__ == "__main__":
