@@ -588,13 +588,13 @@ def main() -> None:
     targets = [Target("COPY", f"{args.pg}/{DB}_copy"), Target("HTTP", f"{args.pg}/{DB}")]
     if args.prefill:
         targets.append(Target("HTTP, stored", f"{args.pg}/{DB}_stored", stored=args.prefill))
+    if args.rounds % len(targets):
+        # Every target must take each place in the order equally often.
+        sys.exit(f"error: --rounds must be a multiple of {len(targets)}")
     for target in targets:
         print(f"setting up {target.dsn.rsplit('/', 1)[1]} …", flush=True)
         keys = setup_database(args.pg, target.dsn.rsplit("/", 1)[1])
         target.key = keys["BER1"]
-    if args.rounds % len(targets):
-        # Every target must take each place in the order equally often.
-        sys.exit(f"error: --rounds must be a multiple of {len(targets)}")
     high: dict[str, int] = {}
     if args.prefill:
         prefill(targets[2].dsn, args.prefill)
