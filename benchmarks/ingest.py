@@ -19,9 +19,9 @@ starting point (empty, or holding just the N older sales; vacuumed, analysed, ch
 
 The three take turns, a sixth of the workload each (``--rounds``), in an order that rotates
 every round (each target takes each place equally often), so that all three see the machine
-in the same states. This machine's speed
-drifts by up to a half within minutes; measured one after the other, the drift went into the
-ratios and into the comparison of 0 with N stored sales. It prints sales/s, rows/s (the rows
+in the same states. This machine's speed drifts by up to a half within minutes; measured one
+after the other, the drift went into the ratios and into the comparison of 0 with N stored
+sales. It prints sales/s, rows/s (the rows
 of the five ledger tables), the ratio to the COPY rate of the same scenario, the change
 against 0 stored sales, p50 and p99 batch latency, the CPU time gunicorn and PostgreSQL spent
 per batch (from /proc: on two cores, what bounds the 4-client rate and latency) and the
@@ -435,6 +435,7 @@ class Target:
 
     label: str
     dsn: str
+    reference: bool = False  # the COPY reference, else HTTP push
     stored: int = 0
     server: subprocess.Popen | None = None
     port: int = 0
@@ -497,7 +498,7 @@ def interleaved(targets: list[Target], streams: list[list[list[dict]]], rounds: 
     """Write ``streams`` into every target, a ``rounds``-th of each stream at a time, the
     targets taking turns (in an order that rotates each round): every target sees the machine
     in the same states, so their ratios hold even while its speed drifts."""
-    rows_before = {t.label: ledger_rows(t.dsn) for t in targets if t.server is not None}
+    rows_before = {t.label: ledger_rows(t.dsn) for t in targets if not t.reference}
 
     def part(stream: list, r: int) -> list:
         return stream[r * len(stream) // rounds : (r + 1) * len(stream) // rounds]
@@ -506,13 +507,13 @@ def interleaved(targets: list[Target], streams: list[list[list[dict]]], rounds: 
         turn = r % len(targets)
         for target in targets[turn:] + targets[:turn]:
             chunk = [part(s, r) for s in streams]
-            if target.server is None:
+            if target.reference:
                 target.copy_round(chunk)
             else:
                 target.push_round(bodies_of(chunk))  # node_time: now, not minutes ago
     sales = sum(len(b) for s in streams for b in s)
     for target in targets:
-        if target.server is None:
+        if target.reference:
             continue
         target.sales = sales
         target.rows = ledger_rows(target.dsn) - rows_before[target.label]
@@ -585,16 +586,19 @@ def main() -> None:
     parser.add_argument("--prefill", type=int, default=0, help="also measure with N sales stored")
     args = parser.parse_args()
 
-    targets = [Target("COPY", f"{args.pg}/{DB}_copy"), Target("HTTP", f"{args.pg}/{DB}")]
+    targets = [
+        Target("COPY", f"{args.pg}/{DB}_copy", reference=True),
+        Target("HTTP", f"{args.pg}/{DB}"),
+    ]
     if args.prefill:
         targets.append(Target("HTTP, stored", f"{args.pg}/{DB}_stored", stored=args.prefill))
     if args.rounds % len(targets):
         # Every target must take each place in the order equally often.
         sys.exit(f"error: --rounds must be a multiple of {len(targets)}")
     for target in targets:
-        print(f"setting up {target.dsn.rsplit('/', 1)[1]} …", flush=True)
-        keys = setup_database(args.pg, target.dsn.rsplit("/", 1)[1])
-        target.key = keys["BER1"]
+        name = target.dsn.rsplit("/", 1)[1]
+        print(f"setting up {name} …", flush=True)
+        target.key = setup_database(args.pg, name)["BER1"]
     high: dict[str, int] = {}
     if args.prefill:
         prefill(targets[2].dsn, args.prefill)
@@ -618,7 +622,7 @@ def main() -> None:
                 target.server = start_server(target.dsn, target.port, args.workers)
             interleaved(targets, streams, args.rounds)
             stop_servers(targets)
-            results.append((label, [dataclasses.replace(t, server=None) for t in targets]))
+            results.append((label, [dataclasses.replace(t) for t in targets]))
     finally:
         stop_servers(targets)
         broker_flush()
